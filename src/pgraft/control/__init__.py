@@ -1,0 +1,1 @@
+"""The control API: JSON lines over a Unix socket (docs/contracts.md §3)."""
