@@ -1,0 +1,1 @@
+"""The ``pgraft`` command line."""

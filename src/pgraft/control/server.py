@@ -1,0 +1,145 @@
+"""The control server: an asyncio Unix-socket server speaking JSON lines.
+
+Theory of operation
+-------------------
+Each connection has a reader loop and a writer loop joined by a FIFO of tasks. The
+reader parses a line, starts the handler for it as a task right away (so a client may
+pipeline many requests, e.g. thousands of ``log_append`` calls that commit together)
+and queues the task; the writer awaits the tasks in arrival order and writes their
+replies, so replies come back in request order. A semaphore caps the requests in flight
+per connection: when it is exhausted the reader stops reading and the socket's buffer
+pushes back on the client.
+
+The socket file is created under a 0177 umask (mode 0600): only the owner, the
+PostgreSQL OS user, may talk to the node. A stale socket file left by a crashed node is
+removed before binding; any other kind of file at that path is an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+from pgraft.control.errors import INTERNAL, INVALID_PARAMETER, ControlError
+from pgraft.control.protocol import Args, encode_error, encode_reply, parse_request
+
+Handler = Callable[[str, Args], Awaitable[object]]
+"""Runs one request; returns the JSON-able result or raises ``ControlError``."""
+
+log = logging.getLogger("pgraft.control")
+
+DEFAULT_MAX_INFLIGHT: Final = 16384
+DEFAULT_MAX_LINE: Final = 8 << 20
+
+
+class ControlServer:
+    def __init__(
+        self,
+        path: Path,
+        handler: Handler,
+        max_inflight: int = DEFAULT_MAX_INFLIGHT,
+        max_line: int = DEFAULT_MAX_LINE,
+    ) -> None:
+        self.path = path
+        self._handler = handler
+        self._max_inflight = max_inflight
+        self._max_line = max_line
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Bind the socket. Raises ``OSError`` (e.g. a non-socket file is in the way)."""
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISSOCK(self.path.lstat().st_mode):
+                raise FileExistsError(f"{self.path} exists and is not a socket")
+            self.path.unlink()
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._on_connect, path=str(self.path), limit=self._max_line
+            )
+        finally:
+            os.umask(old)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        slots = asyncio.Semaphore(self._max_inflight)
+        queue: asyncio.Queue[asyncio.Task[bytes] | None] = asyncio.Queue()
+        writer_task = asyncio.create_task(self._write_replies(queue, writer, slots))
+        try:
+            while True:
+                await slots.acquire()
+                try:
+                    line = await reader.readline()
+                except ValueError:  # line longer than the limit
+                    err = ControlError(INVALID_PARAMETER, "request line too long")
+                    queue.put_nowait(asyncio.create_task(_constant(encode_error(err))))
+                    break
+                except ConnectionError:
+                    break
+                if not line:
+                    break
+                if not line.strip():
+                    slots.release()
+                    continue
+                queue.put_nowait(asyncio.create_task(self._run(line)))
+        finally:
+            queue.put_nowait(None)
+            with contextlib.suppress(ConnectionError):
+                await writer_task
+
+    async def _write_replies(
+        self,
+        queue: asyncio.Queue[asyncio.Task[bytes] | None],
+        writer: asyncio.StreamWriter,
+        slots: asyncio.Semaphore,
+    ) -> None:
+        while (task := await queue.get()) is not None:
+            reply = await task
+            slots.release()
+            writer.write(reply)
+            if queue.empty():
+                await writer.drain()
+
+    async def _run(self, line: bytes) -> bytes:
+        try:
+            op, args = parse_request(line)
+            result = await self._handler(op, args)
+        except ControlError as err:
+            return encode_error(err)
+        except Exception as exc:
+            log.exception("control request failed unexpectedly")
+            return encode_error(ControlError(INTERNAL, f"internal error: {exc!r}"))
+        return encode_reply(result)
+
+
+async def _constant(data: bytes) -> bytes:
+    return data

@@ -1,0 +1,69 @@
+"""``python -m pgraft.node --config node.json [--parent-pid N]``: run one Raft node.
+
+Exit status: 0 after a clean stop (SIGTERM, parent gone), 2 for an invalid
+configuration (one line on stderr naming the key), 1 when the node cannot start or
+fails (storage corrupt, locked or belonging to another node, port in use) or a fatal
+error stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from pgraft.core.types import StorageError
+from pgraft.node.config import ConfigInvalid, load_config
+
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when it is installed (much faster sockets), else asyncio's loop;
+    ``PGRAFT_EVENT_LOOP=asyncio`` forces the stock loop (for debugging)."""
+    try:
+        if os.environ.get("PGRAFT_EVENT_LOOP") == "asyncio":
+            raise ImportError("stock asyncio loop requested")
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    result: int = uvloop.run(coro)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pgraft.node", description=__doc__)
+    parser.add_argument("--config", required=True, help="path of node.json")
+    parser.add_argument("--parent-pid", type=int, default=None, help="exit when it goes away")
+    ns = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(ns.config)
+    except ConfigInvalid as exc:
+        print(f"pgraft node: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    from pgraft.node.app import NodeApp
+
+    async def go() -> int:
+        app = NodeApp(config, Path(ns.config), ns.parent_pid)
+        return await app.run()
+
+    try:
+        return _run_loop(go())
+    except (ConfigInvalid, StorageError, OSError) as exc:
+        logging.getLogger("pgraft.node").error("node %d cannot run: %s", config.node_id, exc)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Control-API operations on the log, the key-value map and the read barrier.
+
+Theory of operation
+-------------------
+Each handler validates its arguments (``Args`` raises the uniform 22xxx errors), then
+either reads local state or goes through consensus via the ``Node``: a write proposes a
+command carrying a fresh 16-byte request id and waits for the state machine's result
+for that id; a linearizable read asks the core for a ReadIndex, waits until this node
+has applied up to it and then reads locally. Membership, status and lifecycle
+operations live in ``pgraft.node.admin`` and ``pgraft.node.reports``; ``handlers``
+joins the three tables.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable
+
+from pgraft.control.errors import (
+    INTERNAL,
+    INVALID_PARAMETER,
+    NO_LEADER,
+    TERM_MISMATCH,
+    TOO_LARGE,
+    ControlError,
+    not_initialized,
+)
+from pgraft.control.protocol import Args
+from pgraft.node.runtime import Node
+from pgraft.statemachine import Result, commands
+
+Op = Callable[[Node, Args], Awaitable[object]]
+
+DEFAULT_WAIT_MS = 30_000
+
+
+def wait_seconds(node: Node, args: Args) -> float:
+    """The request's ``timeout_ms`` (default: 30 s, at least 4 election timeouts)."""
+    default = max(DEFAULT_WAIT_MS, 4 * node.config.election_timeout_ms)
+    return args.integer_or("timeout_ms", default, 1, 24 * 3600 * 1000) / 1000
+
+
+async def submit(node: Node, args: Args, make: Callable[[bytes], commands.Command]) -> Result:
+    """Propose the command ``make(request_id)``; its result once applied here."""
+    rid = commands.new_request_id()
+    data = commands.encode(make(rid))
+    if len(data) > node.config.max_entry_bytes:
+        raise ControlError(
+            TOO_LARGE,
+            f"entry of {len(data)} bytes exceeds max_entry_bytes ({node.config.max_entry_bytes})",
+        )
+    fut = node.propose(rid, data)
+    result: Result = await node.wait(fut, wait_seconds(node, args), "the entry to apply")
+    if result.error is not None:
+        raise ControlError(INTERNAL, f"entry {result.index} was not applied: {result.error}")
+    return result
+
+
+async def read_index(node: Node, timeout: float) -> int:
+    """The leader's commit index now (ReadIndex round); raises PR001 with no leader."""
+    if node.raw is None:
+        raise not_initialized()
+    if node.leader == 0:
+        raise ControlError(NO_LEADER, "no leader is known; retry")
+    ctx = os.urandom(16)
+    fut = node.reads.wait(ctx)
+    await node.act(lambda raw: raw.read_index(ctx))
+    return int(await node.wait(fut, timeout, "the leader to confirm a read index"))
+
+
+async def wait_for_leader(node: Node, timeout: float) -> None:
+    """Until some leader is known (e.g. right after a restart). Raises 57014."""
+    deadline = time.monotonic() + timeout
+    while node.leader == 0:
+        await node.wait(node.leader_changed.wait(), deadline - time.monotonic(), "a leader")
+
+
+async def read_barrier(node: Node, args: Args) -> int:
+    """ReadIndex: the leader's commit index when the call began, once applied here."""
+    timeout = wait_seconds(node, args)
+    index = await read_index(node, timeout)
+    await node.wait(node.applied.wait(index), timeout, f"index {index} to apply")
+    return index
+
+
+def _fence(term: int, actual: int) -> None:
+    if term and term != actual:
+        raise ControlError(
+            TERM_MISMATCH, f"term mismatch: the leader's term is {actual}, not {term}"
+        )
+
+
+async def log_append(node: Node, args: Args) -> object:
+    """Append ``data``; with ``term`` != 0 only if the entry lands in that term.
+
+    The fence is checked against the entry's own term (the leader's term when it
+    appended it), which is the only race-free answer; a quick check against this
+    node's current term first spares a useless proposal."""
+    term = args.integer("term")
+    data = args.text("data")
+    _fence(term, node.term)
+    result = await submit(node, args, lambda rid: commands.LogAppend(rid, data.encode()))
+    if term:
+        _fence(term, node.backend.entry_term(result.index))
+    return result.reply
+
+
+async def _existing_index(node: Node, args: Args) -> int:
+    """The ``index`` argument, checked to exist: in this node's log, or (on a node that
+    lags) at or below the leader's commit index, learnt by a read barrier."""
+    index = args.integer("index", 1)
+    if node.raw is None:
+        raise not_initialized()
+    last = node.backend.storage.last_index()
+    if index <= last:
+        return index
+    known = last
+    if node.leader != node.config.node_id:
+        timeout = wait_seconds(node, args)
+        await wait_for_leader(node, timeout)
+        known = max(known, await read_index(node, timeout))
+    if index > known:
+        raise ControlError(
+            INVALID_PARAMETER, f"log index {index} does not exist (last index is {known})"
+        )
+    return index
+
+
+async def log_commit(node: Node, args: Args) -> object:
+    index = await _existing_index(node, args)
+    await node.wait(node.committed.wait(index), wait_seconds(node, args), f"index {index}")
+    return True
+
+
+async def log_apply(node: Node, args: Args) -> object:
+    index = await _existing_index(node, args)
+    await node.wait(node.applied.wait(index), wait_seconds(node, args), f"index {index}")
+    return True
+
+
+async def log_read(node: Node, args: Args) -> object:
+    lo = args.integer("from_index", 1)
+    hi = args.integer("to_index", 0)
+    limit = args.integer_or("limit", 1000, 1, 100_000)
+    if node.raw is None:
+        raise not_initialized()
+    return [{"index": i, "term": t, "data": d} for i, t, d in node.backend.log_read(lo, hi, limit)]
+
+
+async def sync_with_leader(node: Node, args: Args) -> object:
+    return await read_barrier(node, args)
+
+
+async def kv_put(node: Node, args: Args) -> object:
+    key, value = args.text("key"), args.text("value")
+    return (await submit(node, args, lambda rid: commands.Put(rid, key, value))).reply
+
+
+async def kv_get(node: Node, args: Args) -> object:
+    key = args.text("key")
+    index = await read_barrier(node, args)
+    return {"value": node.backend.kv_get(key), "index": index}
+
+
+async def kv_delete(node: Node, args: Args) -> object:
+    key = args.text("key")
+    return (await submit(node, args, lambda rid: commands.Delete(rid, key))).reply
+
+
+async def kv_cas(node: Node, args: Args) -> object:
+    key, expected, value = args.text("key"), args.optional_text("expected"), args.text("value")
+    make = lambda rid: commands.CompareAndSet(rid, key, expected, value)  # noqa: E731
+    return (await submit(node, args, make)).reply
+
+
+DATA_OPS: dict[str, Op] = {
+    "log_append": log_append,
+    "log_commit": log_commit,
+    "log_apply": log_apply,
+    "log_read": log_read,
+    "sync_with_leader": sync_with_leader,
+    "kv_put": kv_put,
+    "kv_get": kv_get,
+    "kv_delete": kv_delete,
+    "kv_cas": kv_cas,
+}

@@ -1,0 +1,322 @@
+"""The node's asyncio runtime: one task drives the Raft core.
+
+Theory of operation
+-------------------
+Only the driver task (``run``) touches the ``RawNode``. Everything else — the tick
+timer, the transport's inbound callback, control requests — appends work to queues and
+sets ``_wake``; the driver then, in one iteration:
+
+1. ticks the core once if the tick timer fired (a stalled loop skips ticks rather than
+   bursting them, so a long fsync cannot cause a spurious election);
+2. steps every queued inbound message;
+3. runs queued actions (conf changes, ReadIndex, transfers) and proposes every queued
+   proposal in one ``propose_many`` call (group commit: proposals that arrive while the
+   previous batch is being fsynced share the next fsync);
+4. for each ``Ready``: persists it (one fsynced transaction, inline: see below), sends
+   its messages, applies committed entries, answers reads, ``advance()``s, and then
+   releases the waiters whose index the commit/applied watermarks passed.
+
+Persisting inline (not in a worker thread) keeps every SQLite access on the loop's
+thread: control requests read the same connection, and the driver never yields in the
+middle of an iteration, so other tasks only ever see the state between two Readies
+(they may even call the ``RawNode`` directly). Group commit still happens: requests
+that arrive during an fsync wait in the socket buffers and form the next batch.
+
+Proposals are matched to their results by ``request_id``, so a proposal forwarded by a
+follower is answered when that follower applies the entry. Waiters time out with 57014.
+A node that is not initialized has no ``RawNode``; one is created on ``init``
+(``initialize``), at start when storage holds a cluster, or when another cluster's
+leader adopts the node (``offer_adoption``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pgraft.control.errors import DROPPED, NO_LEADER, TIMEOUT, ControlError, not_initialized
+from pgraft.core import Config, RawNode
+from pgraft.core.types import (
+    ConfChange,
+    ConfChangeType,
+    EntryType,
+    Message,
+    ProposalDropped,
+    Ready,
+    Role,
+)
+from pgraft.node.config import NodeConfig
+from pgraft.node.waiters import IndexWaiters, KeyedWaiters
+from pgraft.node.wiring import Backend
+from pgraft.statemachine import Result
+
+log = logging.getLogger("pgraft.node")
+
+Action = Callable[[RawNode], None]
+
+
+class Node:
+    def __init__(self, config: NodeConfig, backend: Backend) -> None:
+        self.config = config
+        self.backend = backend
+        self.raw: RawNode | None = None
+        self.role = Role.FOLLOWER
+        self.leader = 0
+        self.term = 0
+        self.proposals: KeyedWaiters[bytes, Result] = KeyedWaiters()
+        self.reads: KeyedWaiters[bytes, int] = KeyedWaiters()
+        self.committed = IndexWaiters()
+        self.applied = IndexWaiters()
+        self.leader_changed = asyncio.Event()
+        self.conf_applied = asyncio.Event()
+        self._inbox: deque[Message] = deque()
+        self._props: list[tuple[bytes, bytes]] = []  # (request_id, data)
+        self._actions: deque[tuple[Action, asyncio.Future[None]]] = deque()
+        self._wake = asyncio.Event()
+        self._tick_due = False
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._stopping = False
+        self._adopt_to: int | None = None
+        self._retime = False
+        self.promote: Callable[[RawNode], None] | None = None
+
+    # ------------------------------------------------------------ core lifecycle
+
+    def start_core(self) -> None:
+        """(Re)create the ``RawNode`` over the backend's storage (start, init, adoption)."""
+        _tick_ms, hb, el = self.config.timing()
+        storage = self.backend.storage
+        cfg = Config(
+            node_id=self.config.node_id,
+            cluster_id=self.backend.cluster_id,
+            election_tick=el,
+            heartbeat_tick=hb,
+            applied=storage.applied,
+        )
+        self.raw = RawNode(cfg, storage, self.backend.rng)
+        self.applied.reset(storage.applied)
+        self.committed.reset(storage.hard_state.commit)
+        self.backend.sync_peers()
+        log.info(
+            "node %d resumes cluster %x at term %d, commit %d, applied %d (pid %d)",
+            self.config.node_id,
+            self.backend.cluster_id,
+            storage.hard_state.term,
+            storage.hard_state.commit,
+            storage.applied,
+            os.getpid(),
+        )
+
+    def initialize(self) -> None:
+        """``init`` on a node without state: a one-member cluster with a fresh id."""
+        cluster_id = self.backend.bootstrap()
+        log.info("node %d bootstrapped a new cluster %x", self.config.node_id, cluster_id)
+        self.start_core()
+
+    def offer_adoption(self, cluster_id: int, peer_id: int) -> bool:
+        """Transport hook: may a peer of cluster ``cluster_id`` talk to us?
+
+        Yes for our own cluster. A node without state, or holding only its own
+        bootstrap, is adopted (wiped, then it joins as a member of that cluster); a node
+        with data refuses. The wipe itself happens in the driver (``_adopt``)."""
+        if cluster_id == self.backend.cluster_id and cluster_id != 0:
+            return True
+        nid = self.config.node_id
+        if cluster_id == 0 or not self.backend.adoptable():
+            log.warning(
+                "node %d refuses node %d of cluster %x: this node holds data of cluster %x",
+                nid,
+                peer_id,
+                cluster_id,
+                self.backend.cluster_id,
+            )
+            return False
+        if self._adopt_to not in (None, cluster_id):
+            return False
+        self._adopt_to = cluster_id
+        self._wake.set()
+        return True
+
+    def _adopt(self, cluster_id: int) -> None:
+        old = self.backend.cluster_id
+        self.backend.adopt(cluster_id)
+        log.info(
+            "node %d was adopted by cluster %x (left %x)", self.config.node_id, cluster_id, old
+        )
+        self.leader = 0
+        self.start_core()
+
+    def request_retime(self) -> None:
+        """Apply changed heartbeat/election timeouts (SIGHUP): the driver rebuilds the
+        core from storage; volatile leader state is lost, exactly as after a restart."""
+        self._retime = True
+        self._wake.set()
+
+    def set_debug(self, enabled: bool) -> None:
+        logging.getLogger("pgraft").setLevel(logging.DEBUG if enabled else logging.INFO)
+        log.info("node %d debug logging %s", self.config.node_id, "on" if enabled else "off")
+
+    # ------------------------------------------------------------ inputs (any task)
+
+    def deliver(self, messages: list[Message]) -> None:
+        """Transport callback: queue inbound messages for the driver."""
+        self._inbox.extend(messages)
+        self._wake.set()
+
+    def propose(self, request_id: bytes, data: bytes) -> asyncio.Future[Result]:
+        if self.raw is None:
+            raise not_initialized()
+        fut = self.proposals.wait(request_id)
+        self._props.append((request_id, data))
+        self._wake.set()
+        return fut
+
+    def act(self, action: Action) -> asyncio.Future[None]:
+        """Run ``action(raw)`` in the driver; the future fails with its exception."""
+        if self.raw is None:
+            raise not_initialized()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._actions.append((action, fut))
+        self._wake.set()
+        return fut
+
+    async def wait(self, fut: Awaitable[Any], timeout_s: float, what: str) -> Any:
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            msg = f"timed out after {timeout_s:g} s waiting for {what}"
+            raise ControlError(TIMEOUT, msg) from None
+
+    # ------------------------------------------------------------ the driver
+
+    def _on_tick(self) -> None:
+        self._tick_due = True
+        self._wake.set()
+        tick_ms = self.config.timing()[0]
+        self._tick_handle = asyncio.get_running_loop().call_later(tick_ms / 1000, self._on_tick)
+
+    async def run(self) -> None:
+        self._on_tick()
+        try:
+            while not self._stopping:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._adopt_to is not None:
+                    self._adopt(self._adopt_to)
+                    self._adopt_to = None
+                if self._retime and self.raw is not None:
+                    self._retime = False
+                    self.start_core()
+                if self.raw is not None:
+                    self._iterate(self.raw)
+                else:
+                    self._inbox.clear()
+        finally:
+            if self._tick_handle is not None:
+                self._tick_handle.cancel()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def _iterate(self, raw: RawNode) -> None:
+        if self._tick_due:
+            self._tick_due = False
+            raw.tick()
+            if self.promote is not None:
+                self.promote(raw)
+        while self._inbox:
+            msg = self._inbox.popleft()
+            raw.step(msg)
+        while self._actions:
+            action, fut = self._actions.popleft()
+            try:
+                action(raw)
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+            else:
+                if not fut.done():
+                    fut.set_result(None)
+        if self._props:
+            batch, self._props = self._props, []
+            try:
+                raw.propose_many([data for _rid, data in batch])
+            except ProposalDropped as exc:
+                code = NO_LEADER if self.leader == 0 else DROPPED
+                err = ControlError(code, f"proposal dropped: {exc}")
+                for rid, _data in batch:
+                    self.proposals.fail(rid, err)
+        while raw is self.raw and raw.has_ready():
+            self._handle_ready(raw, raw.ready())
+
+    def _handle_ready(self, raw: RawNode, rd: Ready) -> None:
+        if rd.hard_state is not None:
+            self.term = rd.hard_state.term
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.leader, rd.soft_state.role)
+        results = self.backend.persist(rd) if rd.must_sync or rd.committed_entries else {}
+        if rd.messages:
+            self.backend.send(rd.messages)
+        for rid, result in results.items():
+            self.proposals.resolve(rid, result)
+        raw.advance(rd)
+        if rd.hard_state is not None:
+            self.committed.advance(rd.hard_state.commit)
+        if rd.snapshot is not None:
+            self.applied.advance(rd.snapshot.meta.index)
+        if rd.committed_entries:
+            self.applied.advance(rd.committed_entries[-1].index)
+            self._log_conf_changes(rd)
+        for rs in rd.read_states:
+            self.reads.resolve(rs.context, rs.index)
+        if rd.snapshot is not None or any(
+            e.type == EntryType.CONF_CHANGE for e in rd.committed_entries
+        ):
+            self.backend.sync_peers()
+            self.conf_applied.set()
+            self.conf_applied = asyncio.Event()
+        if rd.committed_entries:
+            snap = self.backend.maybe_compact(
+                self.config.snapshot_threshold, self.config.log_retention
+            )
+            if snap is not None:
+                log.info("node %d compacted its log up to index %d", self.config.node_id, snap)
+
+    def _on_soft_state(self, leader: int, role: Role) -> None:
+        nid = self.config.node_id
+        if role != self.role and role in (Role.PRE_CANDIDATE, Role.CANDIDATE):
+            log.info("node %d starts an election (%s)", nid, role.name.lower())
+        if leader != self.leader:
+            if leader == nid:
+                log.info("node %d became leader in term %d (pid %d)", nid, self.term, os.getpid())
+            elif leader:
+                log.info("node %d follows leader %d", nid, leader)
+            else:
+                log.info("node %d lost its leader %d", nid, self.leader)
+            self.leader = leader
+            self.leader_changed.set()
+            self.leader_changed = asyncio.Event()
+        self.role = role
+
+    def _log_conf_changes(self, rd: Ready) -> None:
+        for e in rd.committed_entries:
+            if e.type != EntryType.CONF_CHANGE:
+                continue
+            cc = ConfChange.decode(e.data)
+            verb = {
+                ConfChangeType.ADD_NODE: "adds voter",
+                ConfChangeType.ADD_LEARNER: "adds learner",
+                ConfChangeType.REMOVE_NODE: "removes member",
+            }[cc.type]
+            log.info(
+                "node %d: membership change at index %d %s %d",
+                self.config.node_id,
+                e.index,
+                verb,
+                cc.node_id,
+            )

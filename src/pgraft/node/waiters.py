@@ -1,0 +1,108 @@
+"""Futures that control requests wait on, resolved by the driver loop.
+
+Theory of operation
+-------------------
+A client request that needs the log to move (a proposal, "wait until committed",
+"wait until applied", a linearizable read) parks a future here and the single task that
+drives the Raft core resolves it:
+
+- proposals by ``request_id`` (16 random bytes inside the command): resolved with the
+  state machine's result when the entry carrying that id is *applied on this node*,
+  whatever index it landed on and whichever node was leader;
+- index waiters in two heaps, one per watermark (commit, applied), popped whenever the
+  watermark passes their index;
+- reads by ReadIndex ``context``: resolved with the read index from ``Ready.read_states``;
+  the caller then waits for the applied watermark to reach it.
+
+Every future is created by ``asyncio.wait_for``-wrapped callers, so an abandoned waiter
+(timeout, client gone) is cancelled; resolution skips futures that are already done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(order=True)
+class _IndexWaiter:
+    index: int
+    seq: int
+    future: asyncio.Future[None] = field(compare=False)
+
+
+class IndexWaiters:
+    """Futures waiting for a monotonically increasing watermark to reach an index."""
+
+    def __init__(self) -> None:
+        self._heap: list[_IndexWaiter] = []
+        self._seq = itertools.count()
+        self.mark = 0
+
+    def wait(self, index: int) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if index <= self.mark:
+            fut.set_result(None)
+        else:
+            heapq.heappush(self._heap, _IndexWaiter(index, next(self._seq), fut))
+        return fut
+
+    def advance(self, mark: int) -> None:
+        """Raise the watermark to ``mark`` and release every waiter at or below it."""
+        self.mark = max(self.mark, mark)
+        while self._heap and self._heap[0].index <= self.mark:
+            w = heapq.heappop(self._heap)
+            if not w.future.done():
+                w.future.set_result(None)
+
+    def reset(self, mark: int) -> None:
+        """Set the watermark after a state reset (adoption); waiters stay parked."""
+        self.mark = mark
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def fail_all(self, exc: BaseException) -> None:
+        for w in self._heap:
+            if not w.future.done():
+                w.future.set_exception(exc)
+        self._heap.clear()
+
+
+class KeyedWaiters(Generic[K, V]):
+    """Futures keyed by an opaque id (a request id, a ReadIndex context)."""
+
+    def __init__(self) -> None:
+        self._futures: dict[K, asyncio.Future[V]] = {}
+
+    def wait(self, key: K) -> asyncio.Future[V]:
+        fut: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._futures[key] = fut
+        fut.add_done_callback(lambda _f: self._futures.pop(key, None))
+        return fut
+
+    def resolve(self, key: K, value: V) -> bool:
+        """True when someone on this node was waiting for ``key``."""
+        fut = self._futures.pop(key, None)
+        if fut is None or fut.done():
+            return False
+        fut.set_result(value)
+        return True
+
+    def fail(self, key: K, exc: BaseException) -> None:
+        fut = self._futures.pop(key, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(exc)
+
+    def fail_all(self, exc: BaseException) -> None:
+        for key in list(self._futures):
+            self.fail(key, exc)
+
+    def __len__(self) -> int:
+        return len(self._futures)

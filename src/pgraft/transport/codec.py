@@ -1,0 +1,252 @@
+"""msgpack encoding of core messages, with a strict decoder.
+
+Theory of operation
+-------------------
+A frame payload is one msgpack array: a *batch* of messages for one peer (typically
+everything one ``Ready`` produced for it). Each message is a positional array whose
+first element is a small integer kind tag, followed by the header fields
+(``cluster_id, frm, to, term``) and then the kind's own fields in declaration order::
+
+    [tag, cluster_id, frm, to, term, field...]
+    Entry        -> [term, index, type, data]
+    Snapshot     -> [[index, term, [voters...], [learners...]], data]
+
+Byte strings travel as msgpack ``bin``; nothing is ever pickled. Positional arrays keep
+the encoding compact (no field names on the wire) and cheap to build.
+
+The decoder trusts nothing: every field is checked for its exact type (``bool`` is not
+an ``int`` here, ``str`` is not ``bytes``) and range (unsigned 64-bit integers, node ids
+> 0, a known entry type, disjoint voter/learner sets, contiguous entry indexes in an
+``AppendEntries``). Anything else raises ``RemoteProtocolError`` -- and nothing else: the
+fuzz tests check "decode, or raise RemoteProtocolError, never anything else".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, assert_never
+
+import msgpack
+
+from pgraft.core.types import (
+    AppendEntries,
+    AppendResponse,
+    ConfState,
+    Entry,
+    EntryType,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    Message,
+    Propose,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    Snapshot,
+    SnapshotMeta,
+    TimeoutNow,
+    TransferLeader,
+    VoteRequest,
+    VoteResponse,
+)
+from pgraft.transport.errors import LocalProtocolError, RemoteProtocolError
+
+U64_MAX = (1 << 64) - 1
+
+_Validator = Callable[[Any], Any]
+
+
+def _fail(what: str) -> RemoteProtocolError:
+    return RemoteProtocolError(f"malformed message: {what}")
+
+
+def _u64(value: Any) -> int:
+    if type(value) is int and 0 <= value <= U64_MAX:
+        return value
+    raise _fail(f"expected an unsigned 64-bit integer, got {type(value).__name__}")
+
+
+def _node(value: Any) -> int:
+    if type(value) is int and 0 < value <= U64_MAX:
+        return value
+    raise _fail("expected a node id (integer > 0)")
+
+
+def _bool(value: Any) -> bool:
+    if type(value) is bool:
+        return value
+    raise _fail(f"expected a boolean, got {type(value).__name__}")
+
+
+def _bytes(value: Any) -> bytes:
+    if type(value) is bytes:
+        return value
+    raise _fail(f"expected bytes, got {type(value).__name__}")
+
+
+def _array(value: Any, length: int, what: str) -> list[Any]:
+    if type(value) is list and len(value) == length:
+        return value
+    raise _fail(f"{what} must be an array of {length} elements")
+
+
+_ENTRY_TYPES = {int(t): t for t in EntryType}
+
+
+def _entries(value: Any) -> tuple[Entry, ...]:
+    # The hot path of replication: checks inlined rather than one call per field.
+    if type(value) is not list:
+        raise _fail("entries must be an array")
+    out = []
+    for item in value:
+        if type(item) is not list or len(item) != 4:
+            raise _fail("an entry must be an array of 4 elements")
+        term, index, etype, data = item
+        if not (
+            type(term) is int
+            and type(index) is int
+            and type(etype) is int
+            and type(data) is bytes
+            and 0 <= term <= U64_MAX
+            and 0 <= index <= U64_MAX
+            and etype in _ENTRY_TYPES
+        ):
+            raise _fail("invalid entry field")
+        out.append(Entry(term, index, _ENTRY_TYPES[etype], data))
+    return tuple(out)
+
+
+def _node_set(value: Any) -> frozenset[int]:
+    if type(value) is not list:
+        raise _fail("a node set must be an array")
+    nodes = frozenset(_node(item) for item in value)
+    if len(nodes) != len(value):
+        raise _fail("duplicate node id in a node set")
+    return nodes
+
+
+def _snapshot(value: Any) -> Snapshot:
+    meta, data = _array(value, 2, "snapshot")
+    index, term, voters, learners = _array(meta, 4, "snapshot meta")
+    conf = ConfState(_node_set(voters), _node_set(learners))
+    if conf.voters & conf.learners:
+        raise _fail("a node is both voter and learner")
+    return Snapshot(SnapshotMeta(_u64(index), _u64(term), conf), _bytes(data))
+
+
+_HEADER: tuple[_Validator, ...] = (_u64, _node, _node, _u64)
+
+# tag -> (class, validators of the fields after the header, in declaration order)
+_KINDS: dict[int, tuple[type[Message], tuple[_Validator, ...]]] = {
+    1: (VoteRequest, (_u64, _u64, _bool, _bool)),
+    2: (VoteResponse, (_bool, _bool)),
+    3: (AppendEntries, (_u64, _u64, _entries, _u64)),
+    4: (AppendResponse, (_u64, _bool, _u64, _u64)),
+    5: (Heartbeat, (_u64, _bytes)),
+    6: (HeartbeatResponse, (_bytes,)),
+    7: (InstallSnapshot, (_snapshot,)),
+    8: (TimeoutNow, ()),
+    9: (Propose, (_entries,)),
+    10: (ReadIndexRequest, (_bytes,)),
+    11: (ReadIndexResponse, (_bytes, _u64)),
+    12: (TransferLeader, (_u64,)),
+}
+_SPECS = {tag: (cls, _HEADER + rest) for tag, (cls, rest) in _KINDS.items()}
+
+
+def _wire_entries(entries: Sequence[Entry]) -> list[Any]:
+    return [[e.term, e.index, int(e.type), e.data] for e in entries]
+
+
+def _wire(m: Message) -> list[Any]:
+    """The positional array of one message (the inverse of ``_decode_message``)."""
+    head = [m.cluster_id, m.frm, m.to, m.term]
+    match m:
+        case VoteRequest():
+            return [1, *head, m.last_log_index, m.last_log_term, m.pre_vote, m.transfer]
+        case VoteResponse():
+            return [2, *head, m.reject, m.pre_vote]
+        case AppendEntries():
+            return [3, *head, m.prev_index, m.prev_term, _wire_entries(m.entries), m.commit]
+        case AppendResponse():
+            return [4, *head, m.index, m.reject, m.hint_index, m.hint_term]
+        case Heartbeat():
+            return [5, *head, m.commit, m.context]
+        case HeartbeatResponse():
+            return [6, *head, m.context]
+        case InstallSnapshot():
+            meta = m.snapshot.meta
+            conf = meta.conf_state
+            wire_meta = [meta.index, meta.term, sorted(conf.voters), sorted(conf.learners)]
+            return [7, *head, [wire_meta, m.snapshot.data]]
+        case TimeoutNow():
+            return [8, *head]
+        case Propose():
+            return [9, *head, _wire_entries(m.entries)]
+        case ReadIndexRequest():
+            return [10, *head, m.context]
+        case ReadIndexResponse():
+            return [11, *head, m.context, m.index]
+        case TransferLeader():
+            return [12, *head, m.target]
+        case _:
+            assert_never(m)
+
+
+def _decode_message(value: Any) -> Message:
+    if type(value) is not list or not value:
+        raise _fail("a message must be a non-empty array")
+    tag = value[0]
+    spec = _SPECS.get(tag) if type(tag) is int else None
+    if spec is None:
+        raise _fail("unknown message kind")
+    cls, validators = spec
+    if len(value) != len(validators) + 1:
+        raise _fail(f"{cls.__name__} needs {len(validators)} fields")
+    msg = cls(*[check(field) for check, field in zip(validators, value[1:], strict=True)])
+    if isinstance(msg, AppendEntries):
+        for offset, entry in enumerate(msg.entries, start=1):
+            if entry.index != msg.prev_index + offset:
+                raise _fail("AppendEntries entries are not contiguous after prev_index")
+    return msg
+
+
+def encode_batch(messages: Sequence[Message]) -> bytes:
+    """Encode a non-empty batch of messages as one frame payload.
+
+    Raises ``LocalProtocolError`` if the batch is empty or a value cannot be encoded
+    (e.g. an integer outside 0..2**64-1)."""
+    if not messages:
+        raise LocalProtocolError("a batch must hold at least one message")
+    try:
+        payload: bytes = msgpack.packb([_wire(m) for m in messages], use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise LocalProtocolError(f"cannot encode message: {exc}") from exc
+    return payload
+
+
+def unpack(payload: bytes) -> Any:
+    """msgpack-decode one payload strictly (no extension types, no trailing bytes).
+
+    Raises ``RemoteProtocolError`` on anything malformed."""
+    try:
+        return msgpack.unpackb(
+            payload, raw=False, use_list=True, strict_map_key=True, ext_hook=_reject_ext
+        )
+    except RemoteProtocolError:
+        raise
+    except Exception as exc:  # msgpack raises many kinds on malformed input
+        raise RemoteProtocolError(f"invalid msgpack: {type(exc).__name__}") from exc
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise RemoteProtocolError("msgpack extension types are not allowed")
+
+
+def decode_batch(payload: bytes) -> list[Message]:
+    """Decode one frame payload into its messages.
+
+    Raises ``RemoteProtocolError`` (and nothing else) on malformed input."""
+    batch = unpack(payload)
+    if type(batch) is not list or not batch:
+        raise _fail("a batch must be a non-empty array")
+    return [_decode_message(item) for item in batch]

@@ -1,0 +1,242 @@
+"""pgraft_call's error paths against a fake node, and the supervisor's refusals.
+
+The fake node is a Unix-socket server run by the test at the data directory's
+``pgraft.sock`` of a server whose supervisor is disabled (``worker_enabled = off``),
+so the C client meets exactly the replies we choose: errors with SQLSTATEs, garbage,
+truncated and oversized lines, and silence (for statement_timeout and cancel).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .pgharness import Cluster, Server, wait_for
+
+pytestmark = pytest.mark.pg
+
+HUGE = 65 * 1024 * 1024  # above the client's 64 MiB reply limit
+
+
+def _reply_for(op: str) -> bytes | None:
+    """The fake node's scripted reply to ``op``; None means never answer."""
+    replies: dict[str, bytes] = {
+        "ok": b'{"ok": {"a": [1, "x"], "b": null}}\n',
+        "scalar": b'{"ok": 42}\n',
+        "err": b'{"error": {"code": "PR003", "message": "term mismatch: leader is in term 7"}}\n',
+        "badcode": b'{"error": {"code": "zz", "message": "odd code"}}\n',
+        "garbage": b"this is not json\n",
+        "notobj": b"[1, 2]\n",
+        "neither": b'{"foo": 1}\n',
+        "trunc": b'{"ok": 1',
+    }
+    if op == "hang":
+        return None
+    if op == "huge":
+        return b"x" * HUGE
+    return replies.get(op, b'{"error": {"code": "22023", "message": "unknown op"}}\n')
+
+
+class FakeNode:
+    """Serves scripted replies on ``path`` until closed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        os.chmod(path, 0o777)
+        self.sock.listen(64)
+        self.requests: list[dict[str, object]] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            request = json.loads(data.split(b"\n", 1)[0])
+            self.requests.append(request)
+            reply = _reply_for(str(request["op"]))
+            if reply is None:
+                conn.settimeout(60)
+                conn.recv(1)  # wait until the client goes away
+                return
+            try:
+                conn.sendall(reply)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def fake(cluster: Cluster) -> Iterator[tuple[Server, FakeNode]]:
+    s = cluster.add(1, **{"pgraft.worker_enabled": "off"})
+    s.psql("CREATE EXTENSION pgraft")
+    node = FakeNode(s.data / "pgraft.sock")
+    try:
+        yield s, node
+    finally:
+        node.close()
+
+
+def test_request_shape_and_ok_reply(fake: tuple[Server, FakeNode]) -> None:
+    s, node = fake
+    reply = s.scalar("SELECT pgraft_call('ok', '{\"k\": \"v\\nw\"}')")
+    assert reply == '{"a": [1, "x"], "b": null}'
+    assert node.requests[-1] == {"op": "ok", "args": {"k": "v\nw"}}
+    assert s.scalar("SELECT pgraft_call('scalar', NULL)") == "42"
+    assert node.requests[-1] == {"op": "scalar", "args": {}}
+
+
+def test_error_reply_raises_its_sqlstate(fake: tuple[Server, FakeNode]) -> None:
+    s, _ = fake
+    err = s.error("SELECT pgraft_call('err')")
+    assert (err.sqlstate, err.message) == ("PR003", "term mismatch: leader is in term 7")
+    assert s.error("SELECT pgraft_call('badcode')").sqlstate == "XX000"
+
+
+@pytest.mark.parametrize(
+    ("op", "sqlstate", "fragment"),
+    [
+        ("garbage", "22P02", "invalid input syntax for type json"),
+        ("notobj", "08P01", "not a JSON object"),
+        ("neither", "08P01", "neither"),
+        ("trunc", "08006", "not reachable"),
+        ("huge", "54000", "exceeds"),
+    ],
+)
+def test_bad_replies_are_clean_errors(
+    fake: tuple[Server, FakeNode], op: str, sqlstate: str, fragment: str
+) -> None:
+    s, _ = fake
+    err = s.error(f"SELECT pgraft_call('{op}')")
+    assert err.sqlstate == sqlstate
+    assert fragment in err.stderr
+    assert s.scalar("SELECT 1") == "1"  # the server survived
+
+
+def test_null_op_and_non_object_args(fake: tuple[Server, FakeNode]) -> None:
+    s, _ = fake
+    assert s.error("SELECT pgraft_call(NULL)").sqlstate == "22004"
+    assert s.error("SELECT pgraft_call('ok', '[1]')").sqlstate == "22023"
+
+
+def test_status_entry_point_refuses_mutating_ops(fake: tuple[Server, FakeNode]) -> None:
+    s, node = fake
+    before = len(node.requests)
+    for op in ("init", "log_append", "add_node", "kv_put"):
+        assert s.error(f"SELECT pgraft_call_status('{op}')").sqlstate == "42501"
+    assert len(node.requests) == before
+
+
+def test_statement_timeout_interrupts_a_waiting_call(fake: tuple[Server, FakeNode]) -> None:
+    s, _ = fake
+    err = s.error("SET statement_timeout = '300ms'; SELECT pgraft_call('hang')", timeout=30)
+    assert err.sqlstate == "57014"
+
+
+def test_cancel_interrupts_a_waiting_call(fake: tuple[Server, FakeNode]) -> None:
+    s, _ = fake
+    result: dict[str, BaseException | None] = {}
+
+    def run() -> None:
+        try:
+            s.psql("SELECT pgraft_call('hang')", timeout=30)
+            result["err"] = None
+        except BaseException as exc:
+            result["err"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    query = (
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE query LIKE '%pgraft_call(''hang'')%' AND pid <> pg_backend_pid()"
+    )
+    pid = wait_for("the hanging call", lambda: s.scalar(query), timeout=10)
+    assert s.scalar(f"SELECT pg_cancel_backend({pid})") == "t"
+    t.join(30)
+    err = result["err"]
+    assert err is not None and getattr(err, "sqlstate", None) == "57014"
+
+
+def test_failed_calls_leak_no_descriptors(fake: tuple[Server, FakeNode]) -> None:
+    s, _ = fake
+    count = "SELECT count(*) FROM pg_ls_dir('/proc/self/fd')"
+    calls = "\n".join(
+        f"SELECT pgraft_call('{op}');" for op in ["err", "garbage", "trunc", "notobj"] * 5
+    )
+    hang = "SET statement_timeout = '100ms';\nSELECT pgraft_call('hang');"
+    script = f"{count};\n{calls}\n{hang}\n{count};\n"
+    out = s.run_script(script)
+    numbers = [line for line in out.splitlines() if line.isdigit()]
+    assert len(numbers) == 2 and numbers[0] == numbers[1], out
+
+
+def test_node_down_is_a_clear_error(cluster: Cluster) -> None:
+    s = cluster.add(1, **{"pgraft.worker_enabled": "off"})
+    s.psql("CREATE EXTENSION pgraft")
+    assert s.worker_state() == "DISABLED"
+    err = s.error("SELECT pgraft_get_term()")
+    assert err.sqlstate == "08006"
+    assert "pgraft node is not reachable" in err.message
+    assert "pgraft_get_worker_state()" in err.stderr  # the HINT
+
+
+def test_raft_port_equal_to_postgres_port_is_refused(cluster: Cluster) -> None:
+    s = cluster.add(1, raft_port_is_pg_port=True)
+    s.psql("CREATE EXTENSION pgraft")
+    wait_for("supervisor verdict", lambda: s.worker_state() == "STOPPED", timeout=10)
+    reason = s.scalar("SELECT last_exit FROM pgraft_get_worker_info()")
+    assert "equals PostgreSQL's port" in reason
+    assert "equals PostgreSQL's port" in s.log()
+    assert s.error("SELECT pgraft_init()").sqlstate == "08006"
+
+
+def test_unset_raft_port_is_refused(cluster: Cluster) -> None:
+    s = cluster.add(1, **{"pgraft.port": "0"})
+    s.psql("CREATE EXTENSION pgraft")
+    wait_for("supervisor verdict", lambda: s.worker_state() == "STOPPED", timeout=10)
+    assert "pgraft.port is not set" in s.scalar("SELECT last_exit FROM pgraft_get_worker_info()")
+
+
+def test_settings_are_registered_and_reserved(cluster: Cluster) -> None:
+    s = cluster.add(1, **{"pgraft.worker_enabled": "off"})
+    rows = dict(
+        (r[0], r[1:])
+        for r in s.rows(
+            "SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'pgraft.%'"
+        )
+    )
+    assert rows["pgraft.node_id"] == ["1", "", "postmaster"]
+    assert rows["pgraft.heartbeat_interval"] == ["100", "ms", "sighup"]
+    assert rows["pgraft.election_timeout"] == ["1000", "ms", "sighup"]
+    assert rows["pgraft.debug_enabled"] == ["off", "", "sighup"]
+    assert rows["pgraft.health_period_ms"] == ["5000", "ms", "postmaster"]
+    assert rows["pgraft.python"][0].endswith("python")
+    for name in ("address", "port", "cluster_name", "worker_enabled", "data_dir",
+                 "secret_file", "tls_cert", "tls_key", "tls_ca", "max_entry_bytes",
+                 "snapshot_threshold", "log_retention"):  # fmt: skip
+        assert f"pgraft.{name}" in rows
+    err = s.error("SET pgraft.no_such_setting = 1")
+    assert "pgraft" in err.message
