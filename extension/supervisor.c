@@ -64,6 +64,7 @@ static int	backoff_ms = BACKOFF_MIN_MS;
 static bool hup_pending = false;
 static bool ever_started = false;
 static PgraftWorkerState state = PGRAFT_STOPPED;
+static const char *problem = NULL;	/* why the node cannot run, or NULL */
 static char data_dir[MAXPGPATH];
 static char config_path[MAXPGPATH];
 static char socket_path[MAXPGPATH];
@@ -415,7 +416,10 @@ reload(void)
 	{
 		backoff_ms = BACKOFF_MIN_MS;
 		next_start = 0;
-		publish(PGRAFT_RESTARTING, "");
+		if (problem != NULL)
+			publish(PGRAFT_STOPPED, problem);
+		else
+			publish(PGRAFT_RESTARTING, "");
 		return;
 	}
 	if (child == 0)
@@ -437,8 +441,6 @@ reload(void)
 void
 pgraft_supervisor_main(Datum main_arg)
 {
-	const char *problem;
-
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, handle_sigterm);
 	pqsignal(SIGCHLD, handle_sigchld);

@@ -292,3 +292,120 @@ def test_heartbeat_and_election_counters() -> None:
     assert st.elections_started == 1
     assert st.heartbeats_sent == 6
     assert net.node(2).status().messages_processed > 0
+
+
+def test_learner_never_campaigns_nor_counts() -> None:
+    net = Net([1, 2, 3])
+    net.elect(1)
+    net.add(4, MemoryStorage())
+    net.node(1).propose_conf_change(_cc(ConfChangeType.ADD_LEARNER, 4))
+    net.stabilize()
+    net.down.update({2, 3})
+    net.node(1).propose(b"needs-a-voter")
+    net.stabilize()
+    assert net.node(1).status().commit < net.node(1).status().last_index
+    net.down.add(1)
+    net.down.difference_update({2, 3})
+    net.isolate(4)
+    net.tick(60)
+    assert net.node(4).status().role == Role.FOLLOWER
+    assert net.node(4).status().elections_started == 0
+
+
+def test_max_uncommitted_bytes_drops_proposals() -> None:
+    net = Net([1, 2, 3], max_uncommitted_bytes=100)
+    net.elect(1)
+    net.down.update({2, 3})
+    net.node(1).propose(b"x" * 60)
+    net.node(1).propose(b"y" * 30)
+    with pytest.raises(ProposalDropped):
+        net.node(1).propose(b"z" * 30)
+    net.down.difference_update({2, 3})
+    net.tick(2)
+    net.node(1).propose(b"z" * 30)  # committed bytes no longer count
+
+
+def test_read_index_waits_for_commit_in_term() -> None:
+    net = Net([1, 2, 3])
+    net.node(1).campaign()
+    for _ in range(6):  # pre-vote, vote: leader, but its no-op is not acknowledged yet
+        for nid in (1, 2, 3):
+            net.handle_ready(nid)
+        if net.node(1).status().role == Role.LEADER:
+            break
+        net.deliver()
+    assert net.node(1).status().role == Role.LEADER
+    net.node(1).read_index(b"early")
+    assert net.members[1].reads == []
+    net.stabilize()
+    assert [(r.index, r.context) for r in net.members[1].reads] == [(1, b"early")]
+
+
+def test_read_and_transfer_without_leader_raise() -> None:
+    net = Net([1, 2, 3])
+    with pytest.raises(ProposalDropped):
+        net.node(2).read_index(b"r")
+    with pytest.raises(ProposalDropped):
+        net.node(2).transfer_leadership(3)
+    with pytest.raises(ProposalDropped):
+        net.node(2).propose_conf_change(_cc(ConfChangeType.ADD_NODE, 4))
+
+
+def test_partitioned_leader_steps_down_on_rejoin() -> None:
+    net = Net([1, 2, 3], check_quorum=False)
+    net.elect(1)
+    net.isolate(1)
+    net.tick(40)
+    new = net.leader()
+    assert new in (2, 3)
+    assert net.node(1).status().role == Role.LEADER  # no CheckQuorum: it does not know
+    net.heal()
+    net.tick(2)
+    assert net.node(1).status().role == Role.FOLLOWER
+    assert net.node(1).status().leader == new
+
+
+def test_follower_rejects_votes_from_non_members() -> None:
+    from pgraft.core import VoteRequest
+
+    net = Net([1, 2, 3])
+    net.elect(1)
+    net.node(2).step(VoteRequest(CLUSTER, 9, 2, 5, 100, 5, pre_vote=False, transfer=True))
+    assert net.node(2).status().term == 1
+    net.stabilize()
+    assert net.leader() == 1
+
+
+def test_joining_node_starts_from_compacted_leaders_snapshot() -> None:
+    net = Net([1, 2, 3])
+    net.elect(1)
+    for i in range(10):
+        net.node(1).propose(b"%d" % i)
+    net.stabilize()
+    lead = net.members[1]
+    st = lead.node.status()
+    lead.storage.create_snapshot(st.applied, st.conf_state, b"image")
+    lead.storage.compact(st.applied)
+    net.add(4, MemoryStorage())
+    net.node(1).propose_conf_change(_cc(ConfChangeType.ADD_LEARNER, 4))
+    net.node(1).propose(b"later")
+    net.stabilize()
+    m4 = net.members[4]
+    assert m4.storage.snapshot().data == b"image"
+    assert m4.node.status().conf_state == ConfState(frozenset({1, 2, 3}), frozenset({4}))
+    assert net.data(4) == [b"later"]
+
+
+def test_removed_node_unaware_of_removal_never_disrupts() -> None:
+    net = Net([1, 2, 3])
+    net.elect(1)
+    net.isolate(3)
+    net.node(1).propose_conf_change(_cc(ConfChangeType.REMOVE_NODE, 3))
+    net.stabilize()
+    assert net.node(1).status().conf_state.voters == {1, 2}
+    net.tick(60)  # 3 still thinks it is a voter and keeps trying to campaign
+    net.heal()
+    net.tick(60)
+    assert net.leader() == 1
+    assert net.node(1).status().term == 1
+    assert net.node(2).status().term == 1

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from transcript import run_file
+from transcript import run, run_file
 
 TESTDATA = Path(__file__).parent / "testdata"
 FILES = sorted(TESTDATA.glob("*.txt"))
@@ -39,3 +39,12 @@ def test_transcript(path: Path, rewrite: bool) -> None:
 
 def test_there_are_enough_scenarios() -> None:
     assert len(FILES) >= 20
+
+
+def test_harness_replaces_stale_output_and_reaches_a_fixed_point() -> None:
+    stale = "# one node\nadd-nodes 1 voters=(1)\n----\nbogus\n\ncampaign 1\n----\nok\n"
+    actual = run(stale)
+    assert "bogus" not in actual
+    assert actual.startswith("# one node\nadd-nodes 1 voters=(1)\n----\n")
+    assert "1 is now leader at term 1, leader 1" in actual
+    assert run(actual) == actual

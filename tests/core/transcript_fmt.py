@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pgraft.core import ProgressStatus
+from pgraft.core import MemoryStorage, ProgressStatus, Status
 from pgraft.core.types import (
     AppendEntries,
     AppendResponse,
@@ -63,9 +63,7 @@ def conf(cs: ConfState) -> str:
 
 def data(raw: bytes) -> str:
     """Quote bytes: printable ASCII as is, anything else as \\xNN."""
-    text = "".join(
-        chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\x{b:02x}" for b in raw
-    )
+    text = "".join(chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\x{b:02x}" for b in raw)
     return f'"{text}"'
 
 
@@ -98,6 +96,11 @@ def message(m: Message) -> str:
     if m.cluster_id != DEFAULT_CLUSTER_ID:
         head += f" [cluster={m.cluster_id}]"
     return f"{head} {_message_body(m)}"
+
+
+def kind(m: Message) -> str:
+    """The message's kind as printed (``App``, ``PreVote``, ...)."""
+    return _message_body(m).split(" ", 1)[0]
 
 
 def _message_body(m: Message) -> str:
@@ -174,3 +177,41 @@ def progress(peer: int, pr: ProgressStatus) -> str:
     if pr.is_learner:
         text += " learner"
     return text + (" active" if pr.recent_active else "")
+
+
+def status(st: Status) -> list[str]:
+    lines = [
+        f"id={st.id} role={role(st.role)} term={st.term} vote={st.vote}"
+        f" leader={st.leader} commit={st.commit} applied={st.applied}",
+        conf(st.conf),
+    ]
+    if st.dropped_cluster_mismatch:
+        lines.append(f"dropped (cluster id mismatch): {st.dropped_cluster_mismatch}")
+    lines.extend(progress(peer, pr) for peer, pr in sorted(st.progress.items()))
+    return lines
+
+
+def raft_log(s: MemoryStorage) -> list[str]:
+    """The persisted log: the snapshot it starts after (if any), then its entries."""
+    meta = s.snapshot().meta
+    first, last = s.first_index(), s.last_index()
+    lines = [f"snapshot {meta.term}/{meta.index} {conf(meta.conf_state)}"] if meta.index else []
+    entries = s.entries(first, last + 1) if last >= first else []
+    if not entries:
+        lines.append(f"log is empty: first index={first}, last index={last}")
+    return lines + [entry(e) for e in entries]
+
+
+def raft_state(node_id: int, st: Status | None) -> str:
+    if st is None:
+        return f"{node_id}: crashed"
+    if node_id in st.conf.voters:
+        member = "voter"
+    elif node_id in st.conf.learners:
+        member = "learner"
+    else:
+        member = "non-member"
+    return (
+        f"{node_id}: {role(st.role)} ({member}) term={st.term}"
+        f" leader={st.leader} commit={st.commit} applied={st.applied}"
+    )

@@ -107,3 +107,16 @@ def test_new_node_catches_up_by_snapshot_then_votes(cluster: Cluster) -> None:
     other.kill()
     index = leader.call("log_append", term=0, data="needs the new voter", timeout_ms=20_000)
     new.call("log_apply", index=index)
+
+
+def test_membership_changes_through_a_follower(cluster: Cluster) -> None:
+    nodes = cluster.form(2)
+    assert cluster.leader().node_id == 1
+    third = cluster.add(3)
+    assert nodes[1].call("add_node", node_id=3, address="127.0.0.1", port=third.port) is True
+    roles = {r["node_id"]: r["role"] for r in nodes[0].call("nodes")}
+    assert roles == {1: "voter", 2: "voter", 3: "voter"}
+    assert nodes[1].call("remove_node", node_id=1) is True
+    new = cluster.leader([nodes[1], third])
+    assert new.node_id in (2, 3)
+    assert nodes[0].call("cluster_status")["state"] == "removed"

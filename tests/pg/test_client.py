@@ -240,3 +240,46 @@ def test_settings_are_registered_and_reserved(cluster: Cluster) -> None:
         assert f"pgraft.{name}" in rows
     err = s.error("SET pgraft.no_such_setting = 1")
     assert "pgraft" in err.message
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+def test_worker_enabled_reload_and_no_orphans_after_shutdown(cluster: Cluster) -> None:
+    s = cluster.add(1, **{"pgraft.worker_enabled": "off"})
+    s.psql("CREATE EXTENSION pgraft")
+    assert s.worker_state() == "DISABLED"
+    s.psql("ALTER SYSTEM SET pgraft.worker_enabled = on")
+    s.psql("SELECT pg_reload_conf()")
+    s.wait_running()
+    pid = s.node_pid()
+    assert _alive(pid)
+    s.psql("ALTER SYSTEM SET pgraft.worker_enabled = off")
+    s.psql("SELECT pg_reload_conf()")
+    wait_for("DISABLED", lambda: s.worker_state() == "DISABLED")
+    wait_for("the node process to end", lambda: not _alive(pid))
+    assert s.scalar("SELECT pid IS NULL FROM pgraft_get_worker_info()") == "t"
+
+    s.psql("ALTER SYSTEM SET pgraft.worker_enabled = on")
+    s.psql("SELECT pg_reload_conf()")
+    s.wait_running()
+    pid = s.node_pid()
+    s.stop("fast")
+    assert not _alive(pid), "a clean shutdown stops the node before the server exits"
+    s.start()
+    s.wait_running()
+    pid = s.node_pid()
+    s.stop("immediate")
+    wait_for("the node to follow its dead supervisor", lambda: not _alive(pid), timeout=10)

@@ -108,6 +108,9 @@ def test_full_cluster_crash_and_restart_keeps_every_acked_entry(cluster: Cluster
     acked = Acked()
     for i, s in enumerate(servers * 4):
         acked.append(s, f"entry-{i}")
+    last = max(acked.entries)
+    for s in servers:  # the seed's "Cluster Restart": sync with the leader, then restart
+        assert int(s.scalar("SELECT pgraft_log_sync_with_leader()")) >= last
     for s in servers:
         s.stop("immediate")
     for s in servers:
@@ -136,11 +139,11 @@ def test_sigkill_of_node_process_restarts_and_rejoins(cluster: Cluster) -> None:
         ) and "signal 9" in last_exit
 
     wait_for("supervisor restarts the node", restarted)
+    wait_for("the restarted node follows the leader", lambda: victim.leader() == leader)
     acked = Acked()
     acked.append(victim, "after-sigkill")
     for s in servers:
         acked.check(s)
-    assert victim.leader() == leader
 
 
 def test_reload_of_timeouts_reaches_the_running_node(cluster: Cluster) -> None:
@@ -160,7 +163,10 @@ def test_reload_of_timeouts_reaches_the_running_node(cluster: Cluster) -> None:
         lambda: "election_timeout_ms=1500, heartbeat_ms=150" in s.log(),
     )
     assert s.node_pid() == pid  # applied in place, not by a restart
-    cluster.wait_leader()
+    wait_for(
+        "a leader confirmed by a ReadIndex barrier",
+        lambda: cluster.leader_everywhere() and s.scalar("SELECT pgraft_log_sync_with_leader()"),
+    )
     acked = Acked()
     acked.append(s, "after-reload")
     for x in servers:

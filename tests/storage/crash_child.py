@@ -1,9 +1,9 @@
-"""Child process of the storage crash test (run as a script, killed with SIGKILL).
+"""The child process of the storage crash test, which kills it with SIGKILL.
 
-Usage: crash_child.py DATA_DIR SEED [--ack-early]
-
-Waits for a line on stdin (so the parent can start it ahead of time), opens the
-storage, prints ``R`` and then, for a bounded number of rounds, persists one Ready per
+``run`` is entered in a freshly forked process (``os.fork`` from the test, whose
+interpreter has already imported everything, so a child costs a fork rather than an
+interpreter start) and never returns: it opens the storage, writes ``R`` to
+``out_fd`` and then, for a bounded number of rounds, persists one Ready per
 round (appending entries or replacing an uncommitted suffix, bumping the term now and
 then, advancing the commit index, applying committed entries in the same transaction,
 compacting now and then). Around each ``save_ready`` it prints:
@@ -11,15 +11,15 @@ compacting now and then). Around each ``save_ready`` it prints:
     W first last term vote commit     before writing (the write in flight)
     A first last term vote commit     after save_ready returned: acknowledged
 
-With ``--ack-early`` it prints the ``A`` line *before* writing, which is the bug the
-parent's checker must catch.
+With ``ack_early`` it writes the ``A`` line *before* writing, which is the bug the
+parent's checker must catch. Lines go out with one ``os.write`` each (no buffering).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import struct
-import sys
 import time
 
 from pgraft.core.types import Entry, HardState
@@ -38,10 +38,10 @@ def payload(index: int, term: int) -> bytes:
     return commands.encode(commands.LogAppend(rid, body(index, term)))
 
 
-def main() -> None:
-    data_dir, seed = sys.argv[1], int(sys.argv[2])
-    ack_early = "--ack-early" in sys.argv[3:]
-    sys.stdin.readline()
+def run(data_dir: str, seed: int, out_fd: int, ack_early: bool) -> None:
+    def say(*words: object) -> None:
+        os.write(out_fd, (" ".join(str(w) for w in words) + "\n").encode())
+
     st = DurableStorage.open(data_dir, node_id=1, cluster_name="crash")
     sm = StateMachine(st)
     rng = random.Random(seed)
@@ -49,7 +49,7 @@ def main() -> None:
     last = st.last_index()
     term = max(hs.term, st.term(last))
     vote, commit = hs.vote, hs.commit
-    print("R", flush=True)
+    say("R")
     for n in range(ROUNDS):
         if last > commit and rng.random() < 0.1:
             first = rng.randint(commit + 1, last)
@@ -66,18 +66,14 @@ def main() -> None:
         commit = rng.randint(commit, min(last, commit + 6))
         old = st.entries(st.applied + 1, min(first, commit + 1)) if st.applied < commit else []
         batch = sm.batch([*old, *(e for e in entries if e.index <= commit)])
-        line = f"{first} {last} {term} {vote} {commit}"
+        line = (first, last, term, vote, commit)
         if ack_early:
-            print("A", line, flush=True)
+            say("A", *line)
             time.sleep(0.002)
         else:
-            print("W", line, flush=True)
+            say("W", *line)
         st.save_ready(entries, HardState(term, vote, commit), None, applied_updates=batch)
         if not ack_early:
-            print("A", line, flush=True)
+            say("A", *line)
         if n % 20 == 19:
             st.maybe_compact(40, 10)
-
-
-if __name__ == "__main__":
-    main()

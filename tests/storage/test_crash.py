@@ -2,11 +2,11 @@
 random moments; after each kill the parent reopens the storage and checks that every
 acknowledged write survived and the hard state never went backwards.
 
-The child (``crash_child.py``) prints ``W ...`` before each write and ``A ...`` after
-``save_ready`` returns. At most one write is in flight at a kill, and it may or may
-not have landed, so the checker accepts the disk if it matches the acknowledged model
-either without or with that in-flight write. A child that acknowledges before writing
-(``--ack-early``) must be caught.
+The child (``crash_child.run``, in a forked process) writes ``W ...`` before each
+write and ``A ...`` after ``save_ready`` returns. At most one write is in flight at a
+kill, and it may or may not have landed, so the checker accepts the disk if it
+matches the acknowledged model either without or with that in-flight write. A child
+that acknowledges before writing (``ack_early``) must be caught.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import random
 import select
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,9 +25,9 @@ from pgraft.core.types import Entry, HardState
 from pgraft.statemachine import LogRecord, StateMachine
 from pgraft.storage import DurableStorage
 
-CHILD = Path(__file__).with_name("crash_child.py")
-sys.path.insert(0, str(CHILD.parent))
-from crash_child import body, payload  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parent))
+import crash_child
+from crash_child import body, payload
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,20 @@ class Report:
     violations: list[str] = field(default_factory=list)
 
 
-def _spawn(data_dir: Path, seed: int, ack_early: bool) -> subprocess.Popen[bytes]:
-    args = [sys.executable, str(CHILD), str(data_dir), str(seed)]
-    if ack_early:
-        args.append("--ack-early")
-    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=CHILD.parent)
+def _fork(data_dir: Path, seed: int, ack_early: bool) -> tuple[int, int]:
+    """Start a child writer; returns its pid and the read end of its output pipe."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the test
+        code = 1
+        try:
+            os.close(r)
+            crash_child.run(str(data_dir), seed, w, ack_early)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    return pid, r
 
 
 def _read_until(fd: int, buf: bytearray, stop: bytes | None, timeout: float) -> None:
@@ -101,7 +109,9 @@ def check(
         if all(errors):
             problems.append(errors[-1])
             return model, hs, problems
-        return candidates[errors.index("")], hs, problems
+        match = candidates[errors.index("")]
+        snap = st.first_index() - 1  # compacted entries were checked before: drop them
+        return Model({i: t for i, t in match.terms.items() if i > snap}, match.hard), hs, problems
 
 
 def _diff(st: DurableStorage, disk: dict[int, Entry], user: dict[int, LogRecord], m: Model) -> str:
@@ -131,25 +141,21 @@ def campaign(data_dir: Path, seed: int, kills: int, *, ack_early: bool = False) 
     rng = random.Random(seed)
     report = Report()
     model, seen = Model(), HardState()
-    deadline = time.monotonic() + 60
-    nxt = _spawn(data_dir, seed, ack_early)
+    deadline = time.monotonic() + 200
     for k in range(kills):
         if time.monotonic() > deadline:
             break
-        proc, nxt = nxt, _spawn(data_dir, seed + k + 1, ack_early)
-        assert proc.stdin is not None and proc.stdout is not None
-        fd, buf = proc.stdout.fileno(), bytearray()
-        os.write(proc.stdin.fileno(), b"go\n")
+        pid, fd = _fork(data_dir, seed + k, ack_early)
+        buf = bytearray()
         if rng.random() < 0.1:
             time.sleep(rng.uniform(0, 0.02))  # may land inside open/recovery
         else:
             _read_until(fd, buf, b"R\n", 10)
             time.sleep(rng.uniform(0, 0.04))
-        os.kill(proc.pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
         _read_until(fd, buf, None, 10)
-        proc.stdin.close()
-        proc.stdout.close()
-        proc.wait(timeout=10)
+        os.close(fd)
         report.kills += 1
         pending = None
         for line in buf.decode().splitlines(keepends=True):
@@ -166,8 +172,6 @@ def campaign(data_dir: Path, seed: int, kills: int, *, ack_early: bool = False) 
         if problems:
             report.violations.extend(f"kill {k}: {p}" for p in problems)
             break
-    nxt.kill()
-    nxt.communicate(timeout=10)
     return report
 
 

@@ -26,7 +26,7 @@ class Node:
             node_id,
             kw.pop("cluster_name", "c1"),
             lambda: self.cluster_id,
-            "127.0.0.1",
+            kw.pop("host", "127.0.0.1"),
             kw.pop("port", 0),
             on_messages=self.received.extend,
             **kw,
@@ -51,3 +51,21 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
 
 async def settle(seconds: float = 0.2) -> None:
     await asyncio.sleep(seconds)
+
+
+async def proxy(target_port: int, capture: bytearray) -> asyncio.Server:
+    """A loopback TCP proxy that records every byte in both directions."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                capture.extend(data)
+                writer.write(data)
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)

@@ -11,14 +11,23 @@ from hypothesis import strategies as st
 from pgraft.core.types import (
     MESSAGE_TYPES,
     AppendEntries,
+    AppendResponse,
     ConfState,
     Entry,
+    EntryType,
     Heartbeat,
+    HeartbeatResponse,
     InstallSnapshot,
     Message,
+    Propose,
+    ReadIndexRequest,
+    ReadIndexResponse,
     Snapshot,
     SnapshotMeta,
+    TimeoutNow,
+    TransferLeader,
     VoteRequest,
+    VoteResponse,
 )
 from pgraft.transport.codec import decode_batch, encode_batch
 from pgraft.transport.errors import LocalProtocolError, RemoteProtocolError
@@ -122,9 +131,29 @@ def test_fuzz_arbitrary_bytes(payload: bytes) -> None:
     _decodes_or_rejects(payload)
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(encode_batch(draw(batches)))
+def _corpus() -> list[bytes]:
+    """One valid payload per kind (with entries, snapshots and contexts filled in)."""
+    snap = Snapshot(SnapshotMeta(9, 2, ConfState(frozenset({1, 2}), frozenset({3}))), b"img")
+    entries = (Entry(2, 6, data=b"abc"), Entry(2, 7, EntryType.CONF_CHANGE, b"\x00" * 9))
+    kinds: list[Message] = [
+        VoteRequest(42, 1, 2, 3, 7, 2, pre_vote=True),
+        VoteResponse(42, 2, 1, 3, reject=False),
+        AppendEntries(42, 1, 2, 3, 5, 2, entries, 6),
+        AppendResponse(42, 2, 1, 3, 7, reject=True, hint_index=4, hint_term=1),
+        Heartbeat(42, 1, 2, 3, 6, b"ctx"),
+        HeartbeatResponse(42, 2, 1, 3, b"ctx"),
+        InstallSnapshot(42, 1, 2, 3, snap),
+        TimeoutNow(42, 1, 2, 3),
+        Propose(42, 2, 1, 0, (Entry(0, 0, data=b"p"),)),
+        ReadIndexRequest(42, 2, 1, 0, b"r"),
+        ReadIndexResponse(42, 1, 2, 3, b"r", 7),
+        TransferLeader(42, 2, 1, 0, 3),
+    ]
+    assert {type(m) for m in kinds} == set(MESSAGE_TYPES)
+    return [encode_batch([m]) for m in kinds] + [encode_batch(kinds)]
+
+
+def _mutate(draw: st.DrawFn, data: bytearray) -> bytes:
     for _ in range(draw(st.integers(1, 4))):
         op = draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
         pos = draw(st.integers(0, max(len(data) - 1, 0)))
@@ -139,9 +168,25 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@given(mutated())
+@st.composite
+def mutated_corpus(draw: st.DrawFn) -> bytes:
+    return _mutate(draw, bytearray(draw(st.sampled_from(_corpus()))))
+
+
+@st.composite
+def mutated_generated(draw: st.DrawFn) -> bytes:
+    return _mutate(draw, bytearray(encode_batch(draw(batches))))
+
+
+@given(mutated_corpus())
 @FUZZ
 def test_fuzz_mutated_valid_payloads(payload: bytes) -> None:
+    _decodes_or_rejects(payload)
+
+
+@given(mutated_generated())
+@settings(max_examples=400, deadline=None)
+def test_fuzz_mutated_generated_payloads(payload: bytes) -> None:
     _decodes_or_rejects(payload)
 
 
@@ -156,6 +201,6 @@ _SCALARS = (
 
 
 @given(st.recursive(_SCALARS, lambda c: st.lists(c, max_size=9), max_leaves=20))
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=600, deadline=None)
 def test_fuzz_well_formed_msgpack_of_any_shape(value: object) -> None:
     _decodes_or_rejects(msgpack.packb([value, [value]], use_bin_type=True))

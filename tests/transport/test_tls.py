@@ -14,7 +14,7 @@ import pytest
 from pgraft.core.types import Heartbeat
 from pgraft.transport import TLSContexts
 
-from .helpers import CLUSTER_ID, Node, settle, wait_until
+from .helpers import CLUSTER_ID, Node, proxy, settle, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -99,21 +99,29 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TLSContexts]:
     }
 
 
-def hb(frm: int, to: int) -> Heartbeat:
-    return Heartbeat(CLUSTER_ID, frm, to, 1, 0)
+def hb(frm: int, to: int, context: bytes = b"") -> Heartbeat:
+    return Heartbeat(CLUSTER_ID, frm, to, 1, 0, context)
 
 
 def test_mutual_tls_success(pki: dict[str, TLSContexts]) -> None:
+    capture = bytearray()
+
     async def main() -> None:
         async with Node(1, ssl=pki["node1"]) as n1, Node(2, ssl=pki["node2"]) as n2:
-            n1.t.set_peer_address(2, "127.0.0.1", n2.t.port)
-            n1.t.send(2, [hb(1, 2)])
+            server = await proxy(n2.t.port, capture)
+            n1.t.set_peer_address(2, "127.0.0.1", server.sockets[0].getsockname()[1])
+            n1.t.send(2, [hb(1, 2, b"very-visible-context")])
             await wait_until(lambda: bool(n2.received))
-            n2.t.send(1, [hb(2, 1)])  # over the connection n2 dials back (learned address)
+            big = hb(2, 1, bytes(range(256)) * 8192)  # 2 MiB: many TLS records
+            n2.t.send(1, [big])  # over the connection n2 dials back (learned address)
             await wait_until(lambda: bool(n1.received))
+            assert n1.received == [big]
             assert n1.t.stats["handshake_failures"] == n2.t.stats["handshake_failures"] == 0
+            server.close()
 
     asyncio.run(main())
+    assert len(capture) > 500  # certificates went through the proxy ...
+    assert b"pgraft" not in capture and b"very-visible-context" not in capture  # ... encrypted
 
 
 @pytest.mark.parametrize("intruder", ["rogue", "distrustful"])

@@ -9,13 +9,23 @@ import struct
 import msgpack
 import pytest
 
-from pgraft.core.types import AppendEntries, Entry, Heartbeat, HeartbeatResponse, Message
+from pgraft.core.types import (
+    AppendEntries,
+    ConfState,
+    Entry,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    Message,
+    Snapshot,
+    SnapshotMeta,
+)
 from pgraft.transport import LocalProtocolError, PeerHello
 from pgraft.transport.codec import encode_batch
 from pgraft.transport.framing import FrameDecoder, encode_frame
 from pgraft.transport.handshake import Handshake, Identity
 
-from .helpers import CLUSTER_ID, Node, settle, wait_until
+from .helpers import CLUSTER_ID, Node, proxy, settle, wait_until
 
 SECRET = b"s3cret-shared-by-the-cluster"
 
@@ -134,34 +144,16 @@ def test_wrong_cluster_name_and_secret_are_refused_live() -> None:
     asyncio.run(main())
 
 
-async def _proxy(target_port: int, capture: bytearray) -> asyncio.Server:
-    """A loopback TCP proxy that records every byte in both directions."""
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                capture.extend(data)
-                writer.write(data)
-        finally:
-            writer.close()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    return await asyncio.start_server(handle, "127.0.0.1", 0)
-
-
 def test_secret_never_on_the_wire_live() -> None:
     async def main() -> None:
         capture = bytearray()
         async with Node(1, secret=SECRET) as n1, Node(2, secret=SECRET) as n2:
-            proxy = await _proxy(n2.t.port, capture)
-            port = proxy.sockets[0].getsockname()[1]
+            server = await proxy(n2.t.port, capture)
+            port = server.sockets[0].getsockname()[1]
             n1.t.set_peer_address(2, "127.0.0.1", port)
             n1.t.send(2, [hb(1, 2)])
             await wait_until(lambda: bool(n2.received))
-            proxy.close()
+            server.close()
         assert len(capture) > 100
         assert SECRET not in capture and SECRET[:8] not in capture
 
@@ -280,3 +272,101 @@ def test_live_exchange_on_uvloop() -> None:
             assert [m.commit for m in n2.received] == list(range(100))  # type: ignore[union-attr]
 
     uvloop.run(main())
+
+
+def test_silent_peer_is_dropped_after_the_handshake_timeout() -> None:
+    async def main() -> None:
+        async with Node(1, handshake_timeout=0.2) as n1:
+            reader, writer = await asyncio.open_connection("127.0.0.1", n1.t.port)
+            reply = await asyncio.wait_for(reader.read(), 5)  # until node 1 closes
+            writer.close()
+            assert b"handshake timed out" in reply
+            assert n1.t.stats["handshake_failures"] == 1
+
+    asyncio.run(main())
+
+
+def test_address_change_redials_and_remove_peer_stops() -> None:
+    async def main() -> None:
+        async with Node(1) as n1, Node(2) as old, Node(2) as new:
+            n1.t.set_peer_address(2, "127.0.0.1", old.t.port)
+            n1.t.send(2, [hb(1, 2, 1)])
+            await wait_until(lambda: bool(old.received))
+            n1.t.set_peer_address(2, "127.0.0.1", new.t.port)
+            await wait_until(lambda: new.t.stats["connections_in"] == 1)
+            await wait_until(lambda: bool(n1.t.peer_status()[2]["connected"]))
+            n1.t.send(2, [hb(1, 2, 2)])
+            await wait_until(lambda: bool(new.received))
+            assert old.received == [hb(1, 2, 1)] and new.received == [hb(1, 2, 2)]
+            n1.t.remove_peer(2)
+            n1.t.send(2, [hb(1, 2, 3)])
+            assert n1.t.stats["dropped_unknown_peer"] == 1
+            assert n1.t.peer_status() == {}
+
+    asyncio.run(main())
+
+
+def test_large_snapshot_crosses_intact() -> None:
+    data = bytes(range(256)) * (12 << 10)  # 3 MiB, many socket reads
+    snap = Snapshot(SnapshotMeta(100, 3, ConfState(frozenset({1, 2}))), data)
+
+    async def main() -> None:
+        async with Node(1) as n1, Node(2) as n2:
+            n1.t.set_peer_address(2, "127.0.0.1", n2.t.port)
+            n1.t.send(2, [InstallSnapshot(CLUSTER_ID, 1, 2, 3, snap), hb(1, 2)])
+            await wait_until(lambda: len(n2.received) == 2)
+            assert n2.received[0] == InstallSnapshot(CLUSTER_ID, 1, 2, 3, snap)
+
+    asyncio.run(main())
+
+
+def test_outgoing_connections_come_from_the_listen_address() -> None:
+    async def main() -> None:
+        async with Node(1, host="127.0.0.2") as n1, Node(2) as n2:
+            n1.t.set_peer_address(2, "127.0.0.1", n2.t.port)
+            n1.t.send(2, [hb(1, 2)])
+            await wait_until(lambda: bool(n2.received))
+            assert [c.peerhost for c in n2.t._inbound] == ["127.0.0.2"]
+
+    asyncio.run(main())
+
+
+def test_stalled_peer_fills_its_queue_without_blocking_others() -> None:
+    """A peer that completes the handshake and then never reads: the sender's socket
+    buffer fills, its queue overflows (oldest dropped, counted), other peers still get
+    their messages."""
+
+    async def stalled_listener(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        listener = Handshake(Identity("c1", CLUSTER_ID, 2, "127.0.0.1", 9), dialer=False)
+        listener.start()
+        decoder = FrameDecoder()
+        try:
+            while not listener.done:
+                data = await reader.read(4096)
+                assert data, "the sender closed during the handshake"
+                for frame in decoder.feed(data):
+                    for answer in listener.receive(frame):
+                        writer.write(encode_frame(answer))
+            await asyncio.sleep(30)  # never read again (cancelled at shutdown)
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(stalled_listener, "127.0.0.1", 0)
+        try:
+            async with Node(1, queue_size=64) as n1, Node(3) as n3:
+                n1.t.set_peer_address(2, "127.0.0.1", server.sockets[0].getsockname()[1])
+                n1.t.set_peer_address(3, "127.0.0.1", n3.t.port)
+                await wait_until(lambda: bool(n1.t.peer_status()[2]["connected"]))
+                big = Heartbeat(CLUSTER_ID, 1, 2, 1, 0, bytes(64 << 10))
+                for _ in range(400):  # ~25 MiB: far beyond the socket buffers
+                    n1.t.send(2, [big])
+                    await asyncio.sleep(0)
+                await wait_until(lambda: n1.t.stats["dropped"] > 0)
+                n1.t.send(3, [hb(1, 3)])
+                await wait_until(lambda: bool(n3.received))
+                assert n1.t.peer_status()[2]["queued"] <= 64
+        finally:
+            server.close()
+
+    asyncio.run(main())

@@ -21,6 +21,8 @@ Fault kinds:
 * ``isolate``    -- the leader alone on one side;
 * ``bridge``     -- two pairs that cannot see each other, one node seeing both;
 * ``oneway``     -- the leader's inbound or outbound links only;
+* ``shift``      -- isolate a follower, then (without healing in between) isolate the
+  leader instead, so the follower rejoins with a stale log just as an election starts;
 * ``membership`` -- while another node is killed, remove a node, wipe it, start it
   empty and add it back;
 * ``disk``       -- fill the disk node's file system so its writes fail (ENOSPC); the
@@ -48,7 +50,7 @@ from pgraft.chaos.cluster import Cluster
 from pgraft.chaos.netns import Network, partition_links
 from pgraft.control.errors import UNKNOWN_NODE, ControlError
 
-NETWORK_KINDS = ("partition", "isolate", "bridge", "oneway")
+NETWORK_KINDS = ("partition", "isolate", "bridge", "oneway", "shift")
 PROCESS_KINDS = ("kill", "pause", "membership")
 ALL_KINDS = PROCESS_KINDS + NETWORK_KINDS + ("disk",)
 RECOVERY_LIMIT_S = 60.0
@@ -206,6 +208,16 @@ class Nemesis:
                 others = [i for i in ids if i != leader]
                 record.targets, record.note = [leader], "inbound" if inbound else "outbound"
                 self._cut((o, leader) if inbound else (leader, o) for o in others)
+                await self._hold()
+            case "shift":
+                leader = await self.cluster.leader() or ids[0]
+                follower = next(i for i in ids if i != leader)
+                record.targets = [follower, leader]
+                self._cut(partition_links([[follower], [i for i in ids if i != follower]]))
+                await self._hold()
+                assert self.network is not None
+                self.network.heal()
+                self._cut(partition_links([[leader], [i for i in ids if i != leader]]))
                 await self._hold()
             case "membership":
                 await self._membership(ids, record)

@@ -70,6 +70,7 @@ class Op:
     outcome: Outcome | None  # None while open
     result: Value = None
     error: str = ""
+    node: int = 0  # the node the request was sent to (0: not recorded)
 
     def __post_init__(self) -> None:
         if self.complete is not None and self.complete < self.invoke:
@@ -88,6 +89,7 @@ class Op:
                 "outcome": None if self.outcome is None else self.outcome.value,
                 "result": list(self.result) if isinstance(self.result, tuple) else self.result,
                 "error": self.error,
+                "node": self.node,
             },
             sort_keys=True,
         )
@@ -108,6 +110,7 @@ class Op:
             outcome=None if outcome is None else Outcome(outcome),
             result=tuple(result) if isinstance(result, list) else result,
             error=str(d.get("error", "")),
+            node=int(d.get("node", 0)),
         )
 
 
@@ -120,14 +123,18 @@ class History:
         self._ops: list[Op] = []
         self._open: dict[int, int] = {}  # process -> id of its open operation
 
-    def invoke(self, process: int, kind: OpKind, key: str | None, args: Iterable[Scalar]) -> int:
+    def invoke(
+        self, process: int, kind: OpKind, key: str | None, args: Iterable[Scalar], node: int = 0
+    ) -> int:
         """Record an invocation and return its operation id.
 
         Raises ValueError if ``process`` already has an open operation."""
         if process in self._open:
             raise ValueError(f"process {process} already has op {self._open[process]} open")
         op_id = len(self._ops)
-        self._ops.append(Op(op_id, process, kind, key, tuple(args), self._clock(), None, None))
+        self._ops.append(
+            Op(op_id, process, kind, key, tuple(args), self._clock(), None, None, node=node)
+        )
         self._open[process] = op_id
         return op_id
 
@@ -168,3 +175,14 @@ def counts(ops: Iterable[Op]) -> dict[str, int]:
         out["attempted"] += 1
         out[(op.outcome or Outcome.INFO).value] += 1
     return out
+
+
+def describe(op: Op, t0: float = 0.0) -> str:
+    """One line for a report: ``put('v1') -> ok None via node 2 [1.20-1.31 s]``."""
+    args = ", ".join(repr(a) for a in op.args)
+    end = "inf" if op.complete is None else f"{op.complete - t0:.2f}"
+    outcome = op.outcome.value if op.outcome else "open"
+    return (
+        f"op {op.id} {op.kind.value}({args}) -> {outcome} {op.result!r} via node {op.node}"
+        f" [{op.invoke - t0:.2f}-{end} s]"
+    )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgraft.chaos.faults import FaultRecord
-from pgraft.chaos.history import Op, counts
+from pgraft.chaos.history import Op, counts, describe
 from pgraft.chaos.linearizability import CheckResult, Verdict
 from pgraft.chaos.logcheck import LogCheckResult
 
@@ -97,9 +97,14 @@ def build_report(
         row = by_kind.setdefault(op.kind.value, {"attempted": 0, "ok": 0, "fail": 0, "info": 0})
         row["attempted"] += 1
         row[op.outcome.value if op.outcome else "info"] += 1
+    t0 = min((op.invoke for op in ops), default=0.0)
+    by_id = {op.id: op for op in ops}
     details = [
-        f"key {k.key}: not linearizable; op {k.blocked} cannot follow {list(k.best_prefix)}"
+        f"key {k.key}: not linearizable: {describe(by_id[k.blocked], t0)} cannot follow"
+        f" {len(k.best_prefix)} ops ending with "
+        + "; ".join(describe(by_id[i], t0) for i in k.best_prefix[-3:])
         for k in lin.violations
+        if k.blocked is not None
     ]
     details += list(log.violations)
     violations = len(lin.violations) + len(log.violations)

@@ -116,7 +116,7 @@ async def run(config: RunConfig) -> Report:
             ops=ops,
             faults=nemesis.records,
             probes=(prober.attempts, len(prober.acks)),
-            problems=[*nemesis.problems, *([] if settled else ["nodes did not converge"])],
+            problems=[*nemesis.problems, *([settled] if settled else [])],
             lin=lin,
             log=log_result,
             check_s=time.monotonic() - checked,
@@ -130,21 +130,22 @@ async def run(config: RunConfig) -> Report:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def settle(cluster: Cluster) -> bool:
-    """Wait until every node answers and all have applied the same index."""
+async def settle(cluster: Cluster) -> str:
+    """Wait until every node answers and all have applied the same index; "" when they
+    have, else what each node last said."""
     deadline = time.monotonic() + SETTLE_LIMIT_S
+    seen: dict[int, object] = {}
     while time.monotonic() < deadline:
-        applied = set()
         for node_id in cluster.ids:
             try:
                 stats = await cluster.call(node_id, "log_stats", timeout=2.0)
-                applied.add(int(stats["last_applied"]))
-            except Exception:  # a node still starting: try again
-                applied.add(-node_id)
-        if len(applied) == 1:
-            return True
+                seen[node_id] = int(stats["last_applied"])
+            except Exception as exc:  # a node still starting: try again
+                seen[node_id] = repr(exc)
+        if len(set(seen.values())) == 1 and all(isinstance(v, int) for v in seen.values()):
+            return ""
         await asyncio.sleep(0.5)
-    return False
+    return f"nodes did not converge: {seen}"
 
 
 async def read_logs(cluster: Cluster) -> list[NodeLog]:

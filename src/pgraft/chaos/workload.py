@@ -121,7 +121,7 @@ class Workload:
         self, process: int, kind: OpKind, key: str | None, args: tuple[Scalar, ...]
     ) -> Outcome:
         node = self.cluster.nodes[self.rng.choice(self.cluster.ids)]
-        op_id = self.history.invoke(process, kind, key, args)
+        op_id = self.history.invoke(process, kind, key, args, node.node_id)
         try:
             async with asyncio.timeout(1.0):
                 client = await AsyncControlClient.connect(node.socket)

@@ -86,7 +86,7 @@ class Args:
 def parse_request(line: bytes) -> tuple[str, Args]:
     """Decode one request line. Raises ``ControlError`` (22023) when malformed."""
     try:
-        obj = json.loads(line)
+        obj = json.loads(line.decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ControlError(INVALID_PARAMETER, f"request is not valid JSON: {exc}") from exc
     if not isinstance(obj, dict):

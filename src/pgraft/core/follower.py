@@ -95,6 +95,9 @@ def step_candidate(r: Raft, m: Message) -> None:
 
 def handle_append(r: Raft, m: AppendEntries) -> None:
     log = r.log
+    ents = m.entries
+    if ents and (ents[0].index != m.prev_index + 1 or ents[-1].index != m.prev_index + len(ents)):
+        return  # malformed: not the entries following prev_index
     if m.prev_index < log.committed:
         r.send(AppendResponse(r.cluster_id, r.id, m.frm, r.term, log.committed))
         return
@@ -117,5 +120,24 @@ def handle_heartbeat(r: Raft, m: Heartbeat) -> None:
 
 
 def handle_snapshot(r: Raft, m: InstallSnapshot) -> None:
-    r.has_accepted_snapshot(m)
+    restore(r, m)
     r.send(AppendResponse(r.cluster_id, r.id, m.frm, r.term, r.log.committed))
+
+
+def restore(r: Raft, m: InstallSnapshot) -> bool:
+    """Restore from the snapshot unless it is not news; a joining node (no
+    configuration) always takes it, even the bootstrap snapshot at index 0."""
+    snap = m.snapshot
+    meta = snap.meta
+    log = r.log
+    joining = not r.voters and not r.learners
+    if meta.index < log.committed or (meta.index == log.committed and not joining):
+        return False
+    if not joining and log.match_term(meta.index, meta.term):
+        log.commit_to(meta.index)  # we have that entry: just fast-forward the commit
+        return False
+    log.restore(snap)
+    r.voters = set(meta.conf_state.voters)
+    r.learners = set(meta.conf_state.learners) - r.voters
+    r.become_follower(r.term, m.frm)
+    return True

@@ -34,6 +34,7 @@ from pgraft.core.replication import (
     bcast_heartbeat,
     maybe_commit,
     send_all,
+    send_append,
     send_snapshot,
 )
 from pgraft.core.types import (
@@ -93,57 +94,54 @@ def _commit(r: Raft) -> bool:
 
 def propose(r: Raft, ents: Sequence[tuple[EntryType, bytes]], local: bool) -> None:
     """Raises ``ProposalDropped`` (only when ``local``; remote ones are dropped silently)."""
+    size = sum([len(d) for _, d in ents])
     try:
-        _check_proposal(r, ents)
+        _check_proposal(r, size)
+        changes = [d for t, d in ents if t == EntryType.CONF_CHANGE]
+        if changes:
+            _check_conf_change(r, changes)
     except ProposalDropped:
         if local:
             raise
         return
-    size = sum([len(d) for _, d in ents])
     li = r.log.last_index()
     term = r.term
     entries = [Entry(term, li + i, t, d) for i, (t, d) in enumerate(ents, 1)]
     for e in entries:
         if e.type == EntryType.CONF_CHANGE:
             r.pending_conf_index = e.index
-    if size:
-        r.uncommitted_size += size
-        r.uncommitted.append((entries[-1].index, size))
+    _track_uncommitted(r, entries[-1].index, size)
     _append(r, entries)
 
 
 def propose_data(r: Raft, datas: Sequence[bytes]) -> None:
     """Fast path for local proposals of normal entries. Raises ``ProposalDropped``."""
-    if r.id not in r.prs:
-        raise ProposalDropped("this node was removed from the cluster")
-    if r.lead_transferee:
-        raise ProposalDropped("leadership transfer in progress")
     size = sum(map(len, datas))
-    if r.uncommitted_size and r.uncommitted_size + size > r.cfg.max_uncommitted_bytes:
-        raise ProposalDropped("too many uncommitted bytes")
+    _check_proposal(r, size)
     li = r.log.last_index()
     term = r.term
     normal = EntryType.NORMAL
     entries = [Entry(term, i, normal, d) for i, d in enumerate(datas, li + 1)]
-    if size:
-        r.uncommitted_size += size
-        r.uncommitted.append((entries[-1].index, size))
+    _track_uncommitted(r, entries[-1].index, size)
     _append(r, entries)
 
 
-def _check_proposal(r: Raft, ents: Sequence[tuple[EntryType, bytes]]) -> None:
-    if not ents:
-        raise ProposalDropped("empty proposal")
+def _track_uncommitted(r: Raft, last: int, size: int) -> None:
+    if size:
+        r.uncommitted_size += size
+        r.uncommitted.append((last, size))
+
+
+def _check_proposal(r: Raft, size: int) -> None:
     if r.id not in r.prs:
         raise ProposalDropped("this node was removed from the cluster")
     if r.lead_transferee:
         raise ProposalDropped("leadership transfer in progress")
-    size = sum([len(d) for _, d in ents])
     if r.uncommitted_size and r.uncommitted_size + size > r.cfg.max_uncommitted_bytes:
         raise ProposalDropped("too many uncommitted bytes")
-    changes = [d for t, d in ents if t == EntryType.CONF_CHANGE]
-    if not changes:
-        return
+
+
+def _check_conf_change(r: Raft, changes: list[bytes]) -> None:
     if len(changes) > 1 or r.pending_conf_index > r.log.applied:
         raise ProposalDropped("a membership change is already pending")
     if not r.committed_in_term():
@@ -161,11 +159,13 @@ def step_leader(r: Raft, m: Message) -> None:
         _handle_append_response(r, m)
     elif isinstance(m, HeartbeatResponse):
         _handle_heartbeat_response(r, m)
+    elif m.frm not in r.prs:
+        return  # client requests forwarded by non-members are dropped
     elif isinstance(m, Propose):
-        propose(r, [(e.type, e.data) for e in m.entries], local=False)
+        if m.entries:
+            propose(r, [(e.type, e.data) for e in m.entries], local=False)
     elif isinstance(m, ReadIndexRequest):
-        if m.frm in r.prs:
-            read_index(r, m.context, m.frm)
+        read_index(r, m.context, m.frm)
     elif isinstance(m, TransferLeader):
         transfer_leadership(r, m.target)
     # Other kinds (votes of a finished election, ...) mean nothing to a leader.
@@ -205,8 +205,11 @@ def _handle_append_response(r: Raft, m: AppendResponse) -> None:
         pr.inflights.free_le(m.index)
     if _commit(r):
         bcast_append(r)
-    elif old_paused or pr.state == ProgressState.REPLICATE:
+    elif old_paused:
         send_all(r, m.frm)
+    else:
+        while send_append(r, m.frm, send_if_empty=False):
+            pass
     if m.frm == r.lead_transferee and pr.match == r.log.last_index():
         r.send(TimeoutNow(r.cluster_id, r.id, m.frm, r.term))
 

@@ -151,6 +151,7 @@ class RaftLog:
     def find_conflict_by_term(self, index: int, term: int) -> int:
         """The largest index ``<= index`` whose term is ``<= term`` (or the first index
         whose term is still readable when every readable one is larger)."""
+        index = min(index, self.last_index())
         lo = self.first_index() - 1
         if index <= lo:
             return index

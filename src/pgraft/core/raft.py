@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from pgraft.core import follower, leader
 from pgraft.core.config import Config
 from pgraft.core.log import RaftLog
+from pgraft.core.membership import apply_membership
 from pgraft.core.progress import Progress
 from pgraft.core.quorum import VoteResult, vote_result
 from pgraft.core.readonly import ReadOnly
@@ -46,7 +47,6 @@ from pgraft.core.types import (
     AppendEntries,
     AppendResponse,
     ConfChange,
-    ConfChangeType,
     ConfigError,
     ConfState,
     Entry,
@@ -142,7 +142,7 @@ class Raft:
             if cfg.applied >= log.first_index():
                 for e in log.slice(log.first_index(), cfg.applied + 1):
                     if e.type == EntryType.CONF_CHANGE:
-                        self._apply_membership(ConfChange.decode(e.data))
+                        apply_membership(self.voters, self.learners, ConfChange.decode(e.data))
             log.applied_to(max(cfg.applied, log.applied))
         self.become_follower(self.term, 0)
 
@@ -365,57 +365,3 @@ class Raft:
             self.send(TransferLeader(self.cluster_id, self.id, self.lead, 0, target))
         else:
             raise ProposalDropped("no leader")
-
-    # ------------------------------------------------------------ membership
-
-    def _apply_membership(self, cc: ConfChange) -> None:
-        nid = cc.node_id
-        if cc.type == ConfChangeType.ADD_NODE:
-            self.voters.add(nid)
-            self.learners.discard(nid)
-        elif cc.type == ConfChangeType.ADD_LEARNER:
-            self.voters.discard(nid)
-            self.learners.add(nid)
-        else:
-            self.voters.discard(nid)
-            self.learners.discard(nid)
-
-    def apply_conf_change(self, cc: ConfChange) -> None:
-        """A committed membership change is applied (called from ``advance``)."""
-        self._apply_membership(cc)
-        nid = cc.node_id
-        if nid in self.voters or nid in self.learners:
-            pr = self.prs.get(nid)
-            if pr is None:
-                last = self.log.last_index()
-                pr = Progress(last + 1, self.cfg.max_inflight)
-                if nid == self.id:
-                    pr.match = last
-                self.prs[nid] = pr
-            pr.is_learner = nid in self.learners
-        else:
-            self.prs.pop(nid, None)
-        if self.role != Role.LEADER:
-            return
-        if self.lead_transferee and self.lead_transferee not in self.voters:
-            self.lead_transferee = 0
-        leader.commit_and_bcast(self)
-        if not self.promotable():
-            leader.hand_over(self)
-
-    def has_accepted_snapshot(self, m: InstallSnapshot) -> bool:
-        """Follower side of InstallSnapshot: restore from it unless it is not news."""
-        snap = m.snapshot
-        meta = snap.meta
-        log = self.log
-        joining = not self.voters and not self.learners
-        if meta.index < log.committed or (meta.index == log.committed and not joining):
-            return False
-        if not joining and log.match_term(meta.index, meta.term):
-            log.commit_to(meta.index)
-            return False
-        log.restore(snap)
-        self.voters = set(meta.conf_state.voters)
-        self.learners = set(meta.conf_state.learners) - self.voters
-        self.become_follower(self.term, m.frm)
-        return True

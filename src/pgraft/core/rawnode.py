@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from pgraft.core import leader
 from pgraft.core.config import Config
+from pgraft.core.membership import apply_conf_change
 from pgraft.core.raft import Raft
 from pgraft.core.status import ProgressStatus, Status
 from pgraft.core.storage import Storage
@@ -146,7 +147,7 @@ class RawNode:
         if ents:
             for e in [e for e in ents if e.type]:
                 if e.type == EntryType.CONF_CHANGE:
-                    r.apply_conf_change(ConfChange.decode(e.data))
+                    apply_conf_change(r, ConfChange.decode(e.data))
             log.applied_to(ents[-1].index)
 
     # ------------------------------------------------------------ introspection

@@ -19,6 +19,7 @@ from typing import Any
 
 from pgraft.core.types import StorageError
 from pgraft.node.config import ConfigInvalid, load_config
+from pgraft.node.ops import Op
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -37,25 +38,24 @@ def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pgraft.node", description=__doc__)
-    parser.add_argument("--config", required=True, help="path of node.json")
-    parser.add_argument("--parent-pid", type=int, default=None, help="exit when it goes away")
-    ns = parser.parse_args(argv)
+def run_app(
+    config_path: str, parent_pid: int | None, extra_ops: dict[str, Op] | None = None
+) -> int:
+    """Load the configuration and run a node until it stops; the exit status."""
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        config = load_config(ns.config)
+        config = load_config(config_path)
     except ConfigInvalid as exc:
         print(f"pgraft node: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     from pgraft.node.app import NodeApp
 
     async def go() -> int:
-        app = NodeApp(config, Path(ns.config), ns.parent_pid)
+        app = NodeApp(config, Path(config_path), parent_pid, extra_ops)
         return await app.run()
 
     try:
@@ -63,6 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigInvalid, StorageError, OSError) as exc:
         logging.getLogger("pgraft.node").error("node %d cannot run: %s", config.node_id, exc)
         return EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pgraft.node", description=__doc__)
+    parser.add_argument("--config", required=True, help="path of node.json")
+    parser.add_argument("--parent-pid", type=int, default=None, help="exit when it goes away")
+    ns = parser.parse_args(argv)
+    return run_app(ns.config, ns.parent_pid)
 
 
 if __name__ == "__main__":

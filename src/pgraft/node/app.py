@@ -48,7 +48,13 @@ PARENT_POLL_S = 0.5
 
 
 class NodeApp:
-    def __init__(self, config: NodeConfig, config_path: Path | None, parent_pid: int | None):
+    def __init__(
+        self,
+        config: NodeConfig,
+        config_path: Path | None,
+        parent_pid: int | None,
+        extra_ops: dict[str, Op] | None = None,
+    ) -> None:
         self.config = config
         self._config_path = config_path
         self._parent_pid = parent_pid
@@ -56,6 +62,7 @@ class NodeApp:
         self.backend = Backend(config, read_secret(config), self._deliver, self._accept)
         self.node = Node(config, self.backend)
         self.node.promote = Promoter(self.node).run_once
+        self._ops = {**HANDLERS, **(extra_ops or {})}
         self.control = ControlServer(config.socket_path, self.dispatch)
 
     def _deliver(self, messages: list[Message]) -> None:
@@ -79,7 +86,7 @@ class NodeApp:
         return self.node.offer_adoption(hello.cluster_id, hello.node_id)
 
     async def dispatch(self, op: str, args: Args) -> object:
-        handler = HANDLERS.get(op)
+        handler = self._ops.get(op)
         if handler is None:
             raise ControlError(INVALID_PARAMETER, f"unknown op {op!r}")
         return await handler(self.node, args)
@@ -120,6 +127,29 @@ class NodeApp:
             self.config.node_id,
             ", ".join(f"{k}={v}" for k, v in sorted(apply.items())),
         )
+
+    async def _report_health(self) -> None:
+        """Every ``health_period_ms``: one status sentence (INFO while no leader is
+        known, DEBUG otherwise, so a healthy node's log stays quiet)."""
+        while not self._stop.is_set():
+            await asyncio.sleep(self.config.health_period_ms / 1000)
+            node = self.node
+            if node.raw is None:
+                continue
+            st = node.raw.status()
+            level = logging.INFO if node.leader == 0 else logging.DEBUG
+            log.log(
+                level,
+                "node %d health: %s in term %d, leader %d, commit %d, applied %d, "
+                "%d proposals waiting",
+                self.config.node_id,
+                st.role.name.lower(),
+                st.term,
+                node.leader,
+                node.committed.mark,
+                node.applied.mark,
+                len(node.proposals),
+            )
 
     async def _watch_parent(self) -> None:
         assert self._parent_pid is not None
@@ -166,7 +196,10 @@ class NodeApp:
                 self.config.socket_path,
             )
             driver = asyncio.create_task(self.node.run())
-            watchers: list[asyncio.Task[Any]] = [asyncio.create_task(self._stop.wait())]
+            watchers: list[asyncio.Task[Any]] = [
+                asyncio.create_task(self._stop.wait()),
+                asyncio.create_task(self._report_health()),
+            ]
             if self._parent_pid is not None:
                 watchers.append(asyncio.create_task(self._watch_parent()))
             await asyncio.wait([driver, *watchers], return_when=asyncio.FIRST_COMPLETED)

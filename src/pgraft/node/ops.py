@@ -52,6 +52,8 @@ async def submit(node: Node, args: Args, make: Callable[[bytes], commands.Comman
         )
     fut = node.propose(rid, data)
     result: Result = await node.wait(fut, wait_seconds(node, args), "the entry to apply")
+    if result.kind == "fenced":
+        raise ControlError(TERM_MISMATCH, f"entry {result.index} not appended: {result.error}")
     if result.error is not None:
         raise ControlError(INTERNAL, f"entry {result.index} was not applied: {result.error}")
     return result
@@ -84,25 +86,15 @@ async def read_barrier(node: Node, args: Args) -> int:
     return index
 
 
-def _fence(term: int, actual: int) -> None:
-    if term and term != actual:
-        raise ControlError(
-            TERM_MISMATCH, f"term mismatch: the leader's term is {actual}, not {term}"
-        )
-
-
 async def log_append(node: Node, args: Args) -> object:
     """Append ``data``; with ``term`` != 0 only if the entry lands in that term.
 
-    The fence is checked against the entry's own term (the leader's term when it
-    appended it), which is the only race-free answer; a quick check against this
-    node's current term first spares a useless proposal."""
+    The fence is checked when the entry is applied, against the entry's own term (the
+    leader's term when it appended it): the only race-free answer. A fenced entry
+    stays in the Raft log as a no-op and never appears in ``log_read``."""
     term = args.integer("term")
     data = args.text("data")
-    _fence(term, node.term)
-    result = await submit(node, args, lambda rid: commands.LogAppend(rid, data.encode()))
-    if term:
-        _fence(term, node.backend.entry_term(result.index))
+    result = await submit(node, args, lambda rid: commands.LogAppend(rid, data.encode(), term))
     return result.reply
 
 

@@ -13,7 +13,8 @@ sets ``_wake``; the driver then, in one iteration:
    proposal in one ``propose_many`` call (group commit: proposals that arrive while the
    previous batch is being fsynced share the next fsync);
 4. for each ``Ready``: persists it (one fsynced transaction, inline: see below), sends
-   its messages, applies committed entries, answers reads, ``advance()``s, and then
+   its messages (a leader sends its replication messages first, see ``_LEADER_KINDS``),
+   applies committed entries, answers reads, ``advance()``s, and then
    releases the waiters whose index the commit/applied watermarks passed.
 
 Persisting inline (not in a worker thread) keeps every SQLite access on the loop's
@@ -41,13 +42,18 @@ from typing import Any
 from pgraft.control.errors import DROPPED, NO_LEADER, TIMEOUT, ControlError, not_initialized
 from pgraft.core import Config, RawNode
 from pgraft.core.types import (
+    AppendEntries,
     ConfChange,
     ConfChangeType,
     EntryType,
+    HardState,
+    Heartbeat,
+    InstallSnapshot,
     Message,
     ProposalDropped,
     Ready,
     Role,
+    TimeoutNow,
 )
 from pgraft.node.config import NodeConfig
 from pgraft.node.waiters import IndexWaiters, KeyedWaiters
@@ -57,6 +63,11 @@ from pgraft.statemachine import Result
 log = logging.getLogger("pgraft.node")
 
 Action = Callable[[RawNode], None]
+
+_LEADER_KINDS = (AppendEntries, Heartbeat, InstallSnapshot, TimeoutNow)
+"""What a leader sends *before* persisting its Ready (Raft thesis §10.2.1: the leader
+writes its log in parallel with replicating it). Safe here because the leader's own
+entries are durable before this loop can process any acknowledgement of them."""
 
 
 class Node:
@@ -82,6 +93,7 @@ class Node:
         self._stopping = False
         self._adopt_to: int | None = None
         self._retime = False
+        self._hard = HardState()
         self.promote: Callable[[RawNode], None] | None = None
 
     # ------------------------------------------------------------ core lifecycle
@@ -98,6 +110,8 @@ class Node:
             applied=storage.applied,
         )
         self.raw = RawNode(cfg, storage, self.backend.rng)
+        self._on_soft_state(0, Role.FOLLOWER)
+        self._hard = storage.hard_state
         self.applied.reset(storage.applied)
         self.committed.reset(storage.hard_state.commit)
         self.backend.sync_peers()
@@ -147,7 +161,6 @@ class Node:
         log.info(
             "node %d was adopted by cluster %x (left %x)", self.config.node_id, cluster_id, old
         )
-        self.leader = 0
         self.start_core()
 
     def request_retime(self) -> None:
@@ -186,7 +199,8 @@ class Node:
 
     async def wait(self, fut: Awaitable[Any], timeout_s: float, what: str) -> Any:
         try:
-            return await asyncio.wait_for(fut, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await fut
         except TimeoutError:
             msg = f"timed out after {timeout_s:g} s waiting for {what}"
             raise ControlError(TIMEOUT, msg) from None
@@ -255,13 +269,22 @@ class Node:
             self._handle_ready(raw, raw.ready())
 
     def _handle_ready(self, raw: RawNode, rd: Ready) -> None:
-        if rd.hard_state is not None:
-            self.term = rd.hard_state.term
+        hs = rd.hard_state
+        vote_changed = hs is not None and (hs.term, hs.vote) != (self._hard.term, self._hard.vote)
+        if hs is not None:
+            self.term = hs.term
+            self._hard = hs
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.leader, rd.soft_state.role)
+        early: tuple[Message, ...] = ()
+        late = rd.messages
+        if self.role == Role.LEADER and not vote_changed:
+            early = tuple(m for m in late if isinstance(m, _LEADER_KINDS))
+            late = tuple(m for m in late if not isinstance(m, _LEADER_KINDS))
+            self.backend.send(early)
         results = self.backend.persist(rd) if rd.must_sync or rd.committed_entries else {}
-        if rd.messages:
-            self.backend.send(rd.messages)
+        if late:
+            self.backend.send(late)
         for rid, result in results.items():
             self.proposals.resolve(rid, result)
         raw.advance(rd)

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 ``Backend`` owns the three I/O-facing pieces and offers the runtime exactly the verbs
-of the Raft recipe: ``persist`` (one fsynced SQLite transaction holding a Ready's
+of the Raft recipe: ``persist`` (one SQLite transaction holding a Ready's
 snapshot, entries, hard state *and* the state machine's effects of its committed
 entries; it returns the results of the applied commands keyed by request id),
 ``send`` (batch per peer, never blocks) and ``sync_peers`` (dial every member at the
@@ -134,10 +134,13 @@ class Backend:
     # ------------------------------------------------------------ the Raft recipe
 
     def persist(self, rd: Ready) -> dict[bytes, Result]:
-        """One fsynced transaction for the whole Ready; the applied commands' results
-        by request id."""
+        """One transaction for the whole Ready; the applied commands' results by request
+        id. It is fsynced unless it only advances the commit index and applies entries
+        (``sync=False`` lets the storage skip that fsync: see ``save_ready``)."""
         batch = self.sm.batch(rd.committed_entries) if rd.committed_entries else None
-        self.storage.save_ready(rd.entries, rd.hard_state, rd.snapshot, applied_updates=batch)
+        self.storage.save_ready(
+            rd.entries, rd.hard_state, rd.snapshot, applied_updates=batch, sync=False
+        )
         return batch.results if batch is not None else {}
 
     def send(self, messages: Sequence[Message]) -> None:
@@ -170,11 +173,6 @@ class Backend:
             (r.index, r.term, r.data.decode("utf-8", "replace"))
             for r in self.sm.log_read(lo, hi, limit)
         ]
-
-    def entry_term(self, index: int) -> int:
-        """The term of the user log record at ``index`` (0 when there is none)."""
-        records = self.sm.log_read(index, index, 1)
-        return records[0].term if records else 0
 
     def kv_get(self, key: str) -> str | None:
         return self.sm.kv_get(key)[0]

@@ -23,6 +23,7 @@ property a constant-time lookup:
   never changes within a term, its commit never decreases (also across restarts);
   a vote grant or an append acknowledgement may only be sent once what it promises
   is persisted; a node never grants two candidates in one term, across restarts.
+- Commit rule: when a leader's commit index moves, the entry there is of its term.
 - Linearizable reads: ``reads[context]`` is the highest index known committed when
   the read began; the ReadIndex answer must not be below it.
 
@@ -144,6 +145,17 @@ class Checker:
                     f"where term {known} was committed before",
                 )
         self.max_commit = max(self.max_commit, new)
+
+    def on_leader_commit(self, node: int, hs: HardState, storage: Storage) -> None:
+        """A leader advances its commit index only by counting replicas of an entry of
+        its own term (Raft section 5.4.2); older entries commit implicitly."""
+        term = _term_or_none(storage, hs.commit)
+        if term != hs.term:
+            raise Violation(
+                "leader-commit-rule",
+                f"leader {node} of term {hs.term} advanced its commit index to {hs.commit}, "
+                f"an entry of term {term}",
+            )
 
     # ------------------------------------------------------------ messages
 

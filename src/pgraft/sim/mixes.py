@@ -69,6 +69,7 @@ class Mix:
     fault_rate: float = 0.02
     client_rate: float = 0.08
     mid_ready_crash: float = 0.5  # share of crashes that strike inside a Ready
+    crash_stages: tuple[int, ...] = (0, 1, 2, 3)  # where inside a Ready (see node.py)
     faults: dict[str, float] = field(default_factory=dict)
     clients: dict[str, float] = field(default_factory=dict)
     # liveness: faults heal every ``epoch_steps`` steps (0: once, at the end)

@@ -145,6 +145,7 @@ class SimNode:
             check.on_leader(self.id, rd.hard_state.term if rd.hard_state else self.hs.term)
         if stage == BEFORE_PERSIST:
             return self.crash("inside a Ready, before persisting")
+        old_commit = self.hs.commit
         self._persist(rd)
         if rd.soft_state is not None:
             self.role, self.leader = rd.soft_state.role, rd.soft_state.leader
@@ -153,6 +154,8 @@ class SimNode:
             )
             if self.role == Role.LEADER:
                 check.check_completeness(self.id, self.hs.term, self.storage)
+        if self.role == Role.LEADER and self.hs.commit > old_commit:
+            check.on_leader_commit(self.id, self.hs, self.storage)
         if stage == BEFORE_SEND:
             return self.crash("inside a Ready, after persisting, before sending")
         msgs = rd.messages
@@ -171,7 +174,7 @@ class SimNode:
         if stage == BEFORE_ADVANCE:
             return self.crash("inside a Ready, after applying, before advance")
         raw.advance(rd)
-        if conf_changed:
+        if conf_changed or rd.snapshot is not None:
             self._refresh_conf(raw)
 
     def _persist(self, rd: Ready) -> None:

@@ -32,7 +32,7 @@ from pgraft.core.types import (
 from .checker import Checker, Violation
 from .mixes import Mix
 from .network import LinkFaults, Network
-from .node import BEFORE_ADVANCE, SimNode
+from .node import SimNode
 from .trace import Trace
 
 TICK_SKIP = 0.05  # chance that one node misses a clock tick (clock skew) while faulty
@@ -143,7 +143,7 @@ class World:
     def _crash(self, node: SimNode) -> None:
         self.crashes += 1
         if self.rng.random() < self.mix.mid_ready_crash:
-            node.crash_at = self.rng.randint(0, BEFORE_ADVANCE)
+            node.crash_at = self.rng.choice(self.mix.crash_stages)
             self.trace.add(node.id, "arm-crash", f"at stage {node.crash_at} of the next Ready")
         else:
             node.crash("crash")

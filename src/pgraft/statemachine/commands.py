@@ -7,7 +7,8 @@ Entry data is one msgpack array ``[kind, request_id, payload...]``:
 ====== =========================== =========================================
 kind   payload                     effect when applied
 ====== =========================== =========================================
-"log"  data (bin)                  append a user log record at the entry's index
+"log"  data (bin) [, term (int)]   append a user log record at the entry's index;
+                                   with term != 0 only if the entry's term equals it
 "put"  key (str), value (str)      set a key
 "del"  key (str)                   delete a key
 "cas"  key, expected (str|nil),    set ``key`` to ``value`` if its current value
@@ -46,6 +47,7 @@ class CommandError(ValueError):
 class LogAppend:
     request_id: bytes
     data: bytes
+    term: int = 0  # fencing guard: 0 = any term, else the entry's term must equal it
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +84,10 @@ def encode(cmd: Command) -> bytes:
         raise CommandError(f"request_id must be {REQUEST_ID_BYTES} bytes")
     body: list[Any]
     match cmd:
-        case LogAppend(rid, data):
+        case LogAppend(rid, data, 0):
             body = ["log", rid, data]
+        case LogAppend(rid, data, term):
+            body = ["log", rid, data, term]
         case Put(rid, key, value):
             body = ["put", rid, key, value]
         case Delete(rid, key):
@@ -94,7 +98,7 @@ def encode(cmd: Command) -> bytes:
     return packed
 
 
-_ARITY: Final = {"log": 3, "put": 4, "del": 3, "cas": 5}
+_ARITY: Final = {"log": (3, 4), "put": (4,), "del": (3,), "cas": (5,)}
 
 
 def request_id_of(data: bytes) -> bytes:
@@ -120,14 +124,18 @@ def decode(data: bytes) -> Command | None:
     kind = obj[0]
     if not isinstance(kind, str) or kind not in _ARITY:
         raise CommandError(f"unknown command kind {kind!r}")
-    if len(obj) != _ARITY[kind]:
-        raise CommandError(f"{kind!r} takes {_ARITY[kind]} fields, got {len(obj)}")
+    if len(obj) not in _ARITY[kind]:
+        arity = " or ".join(str(n) for n in _ARITY[kind])
+        raise CommandError(f"{kind!r} takes {arity} fields, got {len(obj)}")
     rid = obj[1]
     if not _is_rid(rid):
         raise CommandError(f"request_id must be {REQUEST_ID_BYTES} bytes")
     args = obj[2:]
     if kind == "log":
-        return LogAppend(rid, _typed(args[0], bytes, "data"))
+        term = _typed(args[1], int, "term") if len(args) == 2 else 0
+        if isinstance(term, bool) or not 0 <= term < 1 << 63:
+            raise CommandError(f"term must be a non-negative integer, got {term!r}")
+        return LogAppend(rid, _typed(args[0], bytes, "data"), term)
     key = _typed(args[0], str, "key")
     if kind == "put":
         return Put(rid, key, _typed(args[1], str, "value"))

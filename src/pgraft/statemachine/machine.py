@@ -20,6 +20,9 @@ configuration after each change is tracked here with the core's rule (each chang
 assigns one member's role) and stored with the applied index; it is what
 ``initial_state`` reports after a restart.
 
+A "log" command with a fencing term other than its entry's term is not appended
+(result kind "fenced"): the term an entry lands in is only known when it commits.
+
 A malformed entry must not stop the node (every replica sees the same bytes and
 makes the same choice): it is applied as a no-op and, if a request id can be found
 in it, its result carries the error. An index gap, on the other hand, is a bug in the
@@ -55,7 +58,7 @@ class Result:
     """The outcome of one applied command."""
 
     index: int
-    kind: str  # "log", "put", "del", "cas", or "invalid" for a malformed entry
+    kind: str  # "log", "put", "del", "cas"; "invalid" (malformed); "fenced" (log, wrong term)
     reply: object  # JSON-ready; None when ``error`` is set
     error: str | None = None
 
@@ -94,8 +97,9 @@ class StateMachine:
     def __init__(self, storage: DurableStorage) -> None:
         self._storage = storage
         self._conn = storage.connection
-        with storage.transaction():
-            tables.create(self._conn)
+        if not tables.exist(self._conn):
+            with storage.transaction():
+                tables.create(self._conn)
         storage.attach(self)
 
     @property
@@ -142,6 +146,9 @@ class StateMachine:
             return commands.request_id_of(e.data), Result(e.index, "invalid", None, str(exc))
         execute = self._conn.execute
         match cmd:
+            case LogAppend(rid, data, term) if term and term != e.term:
+                error = f"term mismatch: the entry's term is {e.term}, not {term}"
+                return rid, Result(e.index, "fenced", None, error)
             case LogAppend(rid, data):
                 execute(
                     "INSERT INTO sm_log (idx, term, data, request_id, crc) VALUES (?, ?, ?, ?, ?)",
@@ -219,6 +226,13 @@ class StateMachine:
             if tables.log_crc(idx, term, data) != crc:
                 raise CorruptionError(self._storage.path, f"user log record {idx} fails its CRC")
         return [LogRecord(idx, term, data) for idx, term, data, _ in rows]
+
+    def has_user_data(self) -> bool:
+        """True once any user log record or key was ever applied (tombstones count)."""
+        row = self._conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM sm_log) OR EXISTS (SELECT 1 FROM sm_kv)"
+        ).fetchone()
+        return bool(row[0])
 
     def members(self) -> dict[int, Member]:
         rows = self._conn.execute("SELECT node_id, address, port, role FROM sm_members")

@@ -36,6 +36,14 @@ def log_crc(idx: int, term: int, data: bytes) -> int:
     return zlib.crc32(data, zlib.crc32(_HEAD.pack(idx, term)))
 
 
+def exist(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+        " ('sm_log', 'sm_kv', 'sm_members')"
+    ).fetchone()
+    return bool(row[0] == len(DDL))
+
+
 def create(conn: sqlite3.Connection) -> None:
     """Create the tables if absent (inside the caller's transaction)."""
     for ddl in DDL:

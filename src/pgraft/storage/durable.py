@@ -64,6 +64,8 @@ class DurableStorage(LogView):
         conn: sqlite3.Connection | None = None
         try:
             if not path.exists():
+                if Path(f"{path}-wal").exists():
+                    raise CorruptionError(path, "missing, but its write-ahead log exists")
                 schema.create(path, Meta(node_id, cluster_name, 0))
             if path.stat().st_size == 0:
                 raise CorruptionError(path, "database file is empty (truncated)")
@@ -108,8 +110,9 @@ class DurableStorage(LogView):
     # ------------------------------------------------------------------ writes
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One write transaction, durable (fsynced) when the block exits normally.
+    def transaction(self, *, sync: bool = True) -> Iterator[None]:
+        """One write transaction, durable (fsynced) when the block exits normally; with
+        ``sync=False`` it commits without an fsync (see ``save_ready``).
 
         On any exception it rolls back, reloads the in-memory view and re-raises
         (SQLite errors as ``CorruptionError`` or ``StorageFailure``)."""
@@ -117,6 +120,8 @@ class DurableStorage(LogView):
             raise StorageFailure(f"{self.path}: nested write transaction")
         before = self._state
         try:
+            if not sync:
+                self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("BEGIN IMMEDIATE")
             yield
             if self._state != before:
@@ -128,6 +133,9 @@ class DurableStorage(LogView):
         except BaseException:
             self._abort()
             raise
+        finally:
+            if not sync:
+                self._conn.execute("PRAGMA synchronous=FULL")
         if self._state.applied != before.applied:
             self._image = None
 
@@ -141,7 +149,7 @@ class DurableStorage(LogView):
         ``transaction`` (the state machine calls it with its own updates)."""
         if not self._conn.in_transaction:
             raise StorageFailure(f"{self.path}: set_applied outside a transaction")
-        if index < self._state.applied or index > max(self._state.hard.commit, self._last):
+        if index < self._state.applied or index > self._state.hard.commit:
             raise StorageFailure(
                 f"{self.path}: applied index {index} outside"
                 f" [{self._state.applied}, {self._state.hard.commit}]"
@@ -155,15 +163,30 @@ class DurableStorage(LogView):
         snapshot: Snapshot | None,
         *,
         applied_updates: Callable[[], None] | None = None,
+        sync: bool = True,
     ) -> None:
         """Persist one Ready in one fsynced transaction: ``snapshot``, then ``entries``
-        (truncating the stored log from the first entry that differs), then
+        (truncating the stored log from the first entry's index), then
         ``hard_state``, then ``applied_updates()`` (the state machine applying the
         Ready's committed entries; it may read the entries just written).
 
+        ``sync=False`` is a permission, not an order: the fsync is skipped only when
+        the Ready has no entries and no snapshot and leaves term and vote unchanged,
+        i.e. it only advances the commit index and applies entries. That is safe: the
+        commit index may be relearnt from the leader (Raft never needs it durable),
+        the applied state is a deterministic function of entries that are already
+        durable and is re-applied idempotently after a crash, and WAL mode loses at
+        most a suffix of unsynced transactions, atomically, and makes them durable
+        with the next synced commit. The price is that after a power loss this node
+        may briefly report a lower commit/applied index than it did before.
+
         Raises ``StorageFailure`` on an invariant violation or I/O error,
         ``CorruptionError`` if SQLite finds damage. Nothing is written then."""
-        with self.transaction():
+        hard = self._state.hard
+        sync = sync or bool(entries) or snapshot is not None
+        sync = sync or (hard_state is not None and hard_state.term != hard.term)
+        sync = sync or (hard_state is not None and hard_state.vote != hard.vote)
+        with self.transaction(sync=sync):
             if snapshot is not None:
                 self._install(snapshot)
             if entries:
@@ -193,22 +216,15 @@ class DurableStorage(LogView):
 
     def _append(self, entries: Sequence[Entry]) -> None:
         invariants.check_run(self.path, entries)
-        # Skip what is compacted and what is already stored identically (same index
-        # and term mean the same entry): only a real conflict truncates.
-        skip = 0
-        for e in entries:
-            if e.index > self._state.snap_index and (
-                e.index > self._last or self.term(e.index) != e.term
-            ):
-                break
-            skip += 1
-        entries = entries[skip:]
+        skip = self._state.snap_index + 1 - entries[0].index
+        if skip > 0:  # already compacted: covered by the snapshot
+            entries = entries[skip:]
         if not entries:
             return
         first = entries[0].index
         prev_term = self.term(first - 1) if first <= self._last + 1 else 0
         invariants.check_append(
-            self.path, entries[0], prev_term, self._last, self._state.hard.commit
+            self.path, entries, prev_term, self._last, self._state.hard.commit, self.term
         )
         if first <= self._last:
             self._conn.execute("DELETE FROM raft_log WHERE idx >= ?", (first,))

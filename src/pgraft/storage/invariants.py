@@ -7,7 +7,7 @@ makes the node stop instead of writing something Raft forbids.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pgraft.core.types import Entry, HardState
@@ -21,17 +21,29 @@ def check_run(path: Path, entries: Sequence[Entry]) -> None:
             raise StorageFailure(f"{path}: entries to append are not a log run at {e.index}")
 
 
-def check_append(path: Path, first: Entry, prev_term: int, last: int, commit: int) -> None:
-    """``first`` (whose predecessor has ``prev_term``) may replace the log from its
-    index on: no gap, no committed entry truncated, no term going back."""
+def check_append(
+    path: Path,
+    entries: Sequence[Entry],
+    prev_term: int,
+    last: int,
+    commit: int,
+    term_at: Callable[[int], int],
+) -> None:
+    """``entries`` (the predecessor of the first has ``prev_term``) may replace the
+    log from their first index on: no gap, no term going back, and every committed
+    entry (index <= ``commit``) stays as it is (rewritten identically at most)."""
+    first = entries[0]
     if first.index > last + 1:
         raise StorageFailure(f"{path}: append at {first.index} leaves a gap after {last}")
-    if first.index <= commit:
+    if first.term < prev_term:
+        raise StorageFailure(f"{path}: entry {first.index} has a lower term than its predecessor")
+    if first.index <= commit and (
+        entries[-1].index < commit
+        or any(term_at(e.index) != e.term for e in entries[: commit - first.index + 1])
+    ):
         raise StorageFailure(
             f"{path}: append at {first.index} would truncate committed entries (commit {commit})"
         )
-    if first.term < prev_term:
-        raise StorageFailure(f"{path}: entry {first.index} has a lower term than its predecessor")
 
 
 def check_hard_state(path: Path, old: HardState, new: HardState, last: int) -> None:

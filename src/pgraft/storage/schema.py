@@ -183,7 +183,7 @@ def read_meta(conn: sqlite3.Connection, path: Path) -> Meta:
 def connect(path: Path) -> sqlite3.Connection:
     """Opens the file in autocommit mode (transactions are explicit) with the pragmas
     that make a COMMIT durable."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     if mode != "wal":
         conn.close()

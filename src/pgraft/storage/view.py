@@ -81,12 +81,13 @@ class LogView:
             self._last = st.snap_index if row[0] is None else int(row[0])
         self._state = st
         base = max(st.snap_index + 1, self._last - TERM_CACHE + 1)
-        terms = [
-            int(t)
-            for (t,) in self._conn.execute(
-                "SELECT term FROM raft_log WHERE idx >= ? ORDER BY idx", (base,)
-            )
-        ]
+        terms = []
+        rows = self._conn.execute(
+            "SELECT idx, term, type, data, crc FROM raft_log WHERE idx >= ? ORDER BY idx", (base,)
+        )
+        for idx, term, etype, data, crc in rows:  # only verified terms enter the cache
+            schema.verify_row(self.path, idx, term, etype, data, crc)
+            terms.append(int(term))
         if len(terms) != self._last - base + 1:
             raise CorruptionError(self.path, "log tail is not contiguous")
         self._terms = TermCache(base, terms, TERM_CACHE)
@@ -148,6 +149,8 @@ class LogView:
         return self._read(lo, hi, max_bytes)
 
     def _read(self, lo: int, hi: int, max_bytes: int | None) -> list[Entry]:
+        """One range query; stops early (without reading further rows) once
+        ``max_bytes`` is exceeded. Raises ``CorruptionError`` on a bad or missing row."""
         out: list[Entry] = []
         size = 0
         try:
@@ -159,14 +162,14 @@ class LogView:
             for idx, term, etype, data, crc in rows:
                 schema.verify_row(self.path, idx, term, etype, data, crc)
                 if idx != lo + len(out):
-                    raise CorruptionError(self.path, f"log entry {lo + len(out)} is missing")
+                    break
                 size += len(data)
                 if max_bytes is not None and out and size > max_bytes:
-                    break
+                    return out
                 out.append(Entry(term, idx, EntryType(etype), data))
         except sqlite3.Error as exc:
             raise schema.wrap_error(self.path, exc) from exc
-        if max_bytes is None and len(out) != hi - lo:
+        if len(out) != hi - lo:
             raise CorruptionError(self.path, f"log entry {lo + len(out)} is missing")
         return out
 

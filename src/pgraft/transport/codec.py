@@ -23,7 +23,7 @@ fuzz tests check "decode, or raise RemoteProtocolError, never anything else".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, assert_never
 
 import msgpack
@@ -52,8 +52,6 @@ from pgraft.transport.errors import LocalProtocolError, RemoteProtocolError
 
 U64_MAX = (1 << 64) - 1
 
-_Validator = Callable[[Any], Any]
-
 
 def _fail(what: str) -> RemoteProtocolError:
     return RemoteProtocolError(f"malformed message: {what}")
@@ -69,12 +67,6 @@ def _node(value: Any) -> int:
     if type(value) is int and 0 < value <= U64_MAX:
         return value
     raise _fail("expected a node id (integer > 0)")
-
-
-def _bool(value: Any) -> bool:
-    if type(value) is bool:
-        return value
-    raise _fail(f"expected a boolean, got {type(value).__name__}")
 
 
 def _bytes(value: Any) -> bytes:
@@ -133,24 +125,22 @@ def _snapshot(value: Any) -> Snapshot:
     return Snapshot(SnapshotMeta(_u64(index), _u64(term), conf), _bytes(data))
 
 
-_HEADER: tuple[_Validator, ...] = (_u64, _node, _node, _u64)
-
-# tag -> (class, validators of the fields after the header, in declaration order)
-_KINDS: dict[int, tuple[type[Message], tuple[_Validator, ...]]] = {
-    1: (VoteRequest, (_u64, _u64, _bool, _bool)),
-    2: (VoteResponse, (_bool, _bool)),
-    3: (AppendEntries, (_u64, _u64, _entries, _u64)),
-    4: (AppendResponse, (_u64, _bool, _u64, _u64)),
-    5: (Heartbeat, (_u64, _bytes)),
-    6: (HeartbeatResponse, (_bytes,)),
-    7: (InstallSnapshot, (_snapshot,)),
-    8: (TimeoutNow, ()),
-    9: (Propose, (_entries,)),
-    10: (ReadIndexRequest, (_bytes,)),
-    11: (ReadIndexResponse, (_bytes, _u64)),
-    12: (TransferLeader, (_u64,)),
+# tag -> (class, codes of the fields after the header, in declaration order):
+# u = unsigned 64-bit int, b = bool, y = bytes, E = entries, S = snapshot.
+_KINDS: dict[int, tuple[type[Message], str]] = {
+    1: (VoteRequest, "uubb"),
+    2: (VoteResponse, "bb"),
+    3: (AppendEntries, "uuEu"),
+    4: (AppendResponse, "ubuu"),
+    5: (Heartbeat, "uy"),
+    6: (HeartbeatResponse, "y"),
+    7: (InstallSnapshot, "S"),
+    8: (TimeoutNow, ""),
+    9: (Propose, "E"),
+    10: (ReadIndexRequest, "y"),
+    11: (ReadIndexResponse, "yu"),
+    12: (TransferLeader, "u"),
 }
-_SPECS = {tag: (cls, _HEADER + rest) for tag, (cls, rest) in _KINDS.items()}
 
 
 def _wire_entries(entries: Sequence[Entry]) -> list[Any]:
@@ -193,16 +183,44 @@ def _wire(m: Message) -> list[Any]:
 
 
 def _decode_message(value: Any) -> Message:
-    if type(value) is not list or not value:
-        raise _fail("a message must be a non-empty array")
-    tag = value[0]
-    spec = _SPECS.get(tag) if type(tag) is int else None
+    # Checks are inlined (not one call per field): this runs for every message received.
+    if type(value) is not list or len(value) < 5:
+        raise _fail("a message must be an array of at least 5 elements")
+    tag, cluster_id, frm, to, term = value[0], value[1], value[2], value[3], value[4]
+    spec = _KINDS.get(tag) if type(tag) is int else None
     if spec is None:
         raise _fail("unknown message kind")
-    cls, validators = spec
-    if len(value) != len(validators) + 1:
-        raise _fail(f"{cls.__name__} needs {len(validators)} fields")
-    msg = cls(*[check(field) for check, field in zip(validators, value[1:], strict=True)])
+    cls, codes = spec
+    if len(value) != 5 + len(codes):
+        raise _fail(f"{cls.__name__} needs {4 + len(codes)} fields")
+    if not (
+        type(cluster_id) is int
+        and type(frm) is int
+        and type(to) is int
+        and type(term) is int
+        and 0 <= cluster_id <= U64_MAX
+        and 0 < frm <= U64_MAX
+        and 0 < to <= U64_MAX
+        and 0 <= term <= U64_MAX
+    ):
+        raise _fail("invalid header (cluster_id, frm, to, term)")
+    fields = value[5:]
+    for i, code in enumerate(codes):
+        x = fields[i]
+        if code == "u":
+            if type(x) is not int or not 0 <= x <= U64_MAX:
+                raise _fail(f"{cls.__name__} field {i + 5} must be an unsigned 64-bit integer")
+        elif code == "b":
+            if type(x) is not bool:
+                raise _fail(f"{cls.__name__} field {i + 5} must be a boolean")
+        elif code == "y":
+            if type(x) is not bytes:
+                raise _fail(f"{cls.__name__} field {i + 5} must be bytes")
+        elif code == "E":
+            fields[i] = _entries(x)
+        else:
+            fields[i] = _snapshot(x)
+    msg = cls(cluster_id, frm, to, term, *fields)
     if isinstance(msg, AppendEntries):
         for offset, entry in enumerate(msg.entries, start=1):
             if entry.index != msg.prev_index + offset:

@@ -58,6 +58,7 @@ class Local:
     cluster_id_getter: Callable[[], int]
     host: str  # advertised
     port: int  # advertised (the bound port once listening)
+    source_host: str | None  # bind outgoing connections to this address (None: any)
     secret: bytes | None
     tls: TLSContexts | None
     accept: AcceptHook | None

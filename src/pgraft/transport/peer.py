@@ -9,7 +9,9 @@ AppendEntries is retried, a dropped heartbeat is followed by the next one).
 One task per peer keeps a connection up: dial (TCP, TLS if configured), run the
 handshake, then loop "wait for messages, take *everything* queued, write it as one frame
 (or a few, if it exceeds the maximum frame size), wait while the socket buffer is
-full". When the connection fails the task sleeps with exponential backoff and full
+full". Outgoing connections come from the node's own listen address when that is a
+specific IP, so peers (and firewalls) see the node's address as the source. When the
+connection fails the task sleeps with exponential backoff and full
 jitter (reset after every successful handshake) and dials again. Messages queued while
 disconnected stay queued (bounded); those in a frame written to a connection that then
 breaks are lost.
@@ -147,7 +149,13 @@ class Peer:
         self._conn = conn
         try:
             async with asyncio.timeout(self._connect_timeout + self.local.handshake_timeout):
-                await loop.create_connection(lambda: conn, self.host, self.port)
+                source = self.local.source_host
+                await loop.create_connection(
+                    lambda: conn,
+                    self.host,
+                    self.port,
+                    local_addr=None if source is None else (source, 0),
+                )
                 await ready
         except BaseException:
             conn.close()

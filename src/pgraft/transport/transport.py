@@ -30,24 +30,45 @@ stops the transport from serving the others.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import TypedDict
 
 from pgraft.core.types import Message
 from pgraft.transport.connection import Connection, Local, log
 from pgraft.transport.errors import LocalProtocolError
 from pgraft.transport.framing import DEFAULT_MAX_FRAME_SIZE
-from pgraft.transport.handshake import AcceptHook
+from pgraft.transport.handshake import MAX_NAME, AcceptHook
 from pgraft.transport.peer import Backoff, Peer
 from pgraft.transport.tls import TLSContexts
 
 _UNSPECIFIED_HOSTS = ("", "0.0.0.0", "::")
 
 
+class PeerStatus(TypedDict):
+    host: str
+    port: int
+    connected: bool  # the outbound connection is up (handshake done)
+    queued: int  # messages waiting to be written
+
+
+def _specific_ip(host: str) -> str | None:
+    """``host`` if it is one IP address (not a wildcard or a name), else None."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return None if address.is_unspecified else host
+
+
 class Transport:
-    """TCP transport between Raft nodes; see the module docstring."""
+    """TCP transport between Raft nodes; see the module docstring.
+
+    The constructor raises ``LocalProtocolError`` on invalid arguments (node id <= 0,
+    empty secret, empty or over-long cluster name or host)."""
 
     def __init__(
         self,
@@ -74,12 +95,15 @@ class Transport:
             raise LocalProtocolError("node_id must be > 0")
         if secret is not None and not secret:
             raise LocalProtocolError("an empty shared secret is not a secret")
+        if not 0 < len(cluster_name) <= MAX_NAME or len(advertise_host or listen_host) > MAX_NAME:
+            raise LocalProtocolError(f"cluster name and host must be 1..{MAX_NAME} characters")
         self.local = Local(
             node_id=node_id,
             cluster_name=cluster_name,
             cluster_id_getter=cluster_id_getter,
             host=advertise_host or listen_host,
             port=listen_port,
+            source_host=_specific_ip(listen_host),
             secret=secret,
             tls=ssl,
             accept=on_peer_hello,
@@ -170,15 +194,12 @@ class Transport:
         """``time.monotonic()`` when a batch from ``node_id`` last arrived, or None."""
         return self._last_contact.get(node_id)
 
-    def peer_status(self) -> dict[int, dict[str, object]]:
+    def peer_status(self) -> dict[int, PeerStatus]:
         """Per peer: address, whether the outbound connection is up, queue length."""
         return {
-            node_id: {
-                "host": p.host,
-                "port": p.port,
-                "connected": p.connected,
-                "queued": len(p.queue),
-            }
+            node_id: PeerStatus(
+                host=p.host, port=p.port, connected=p.connected, queued=len(p.queue)
+            )
             for node_id, p in self._peers.items()
         }
 
