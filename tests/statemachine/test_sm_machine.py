@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -214,9 +215,16 @@ def test_snapshot_restores_a_follower_in_one_transaction(tmp_path: Path) -> None
     [
         lambda b: b[:-3],  # cut off inside the trailer
         lambda b: b[: len(b) // 2],  # cut off between chunks or inside one
-        lambda b: b.replace(b"pgraft-sm-image", b"pgraft-xx-image"),
-        lambda b: b + b"\x90",  # trailing value
-        lambda b: msgpack.packb(["pgraft-sm-image", 1]) + msgpack.packb(["kv", [[1, 2, 3]]]),
+        lambda b: b[:20] + bytes([b[20] ^ 0x10]) + b[21:],  # a flipped bit
+        lambda b: b + b"\x90",  # trailing garbage
+        lambda b: zlib.compress(msgpack.packb(["pgraft-xx-image", 1])),
+        lambda b: zlib.compress(msgpack.packb(["pgraft-sm-image", 1])),  # no trailer
+        lambda b: zlib.compress(
+            msgpack.packb(["pgraft-sm-image", 1]) + msgpack.packb(["kv", [[1, 2, 3]]])
+        ),
+        lambda b: zlib.compress(
+            msgpack.packb(["pgraft-sm-image", 1]) + msgpack.packb(["end", {"kv": 5}])
+        ),
     ],
 )
 def test_malformed_image_is_rejected_and_nothing_changes(

@@ -6,7 +6,8 @@ interpreter start) and never returns: it opens the storage, writes ``R`` to
 ``out_fd`` and then, for a bounded number of rounds, persists one Ready per
 round (appending entries or replacing an uncommitted suffix, bumping the term now and
 then, advancing the commit index, applying committed entries in the same transaction,
-compacting now and then). Around each ``save_ready`` it prints:
+compacting now and then; some Readies only advance the commit index, with
+``sync=False``). Around each ``save_ready`` it prints:
 
     W first last term vote commit     before writing (the write in flight)
     A first last term vote commit     after save_ready returned: acknowledged
@@ -51,19 +52,24 @@ def run(data_dir: str, seed: int, out_fd: int, ack_early: bool) -> None:
     vote, commit = hs.vote, hs.commit
     say("R")
     for n in range(ROUNDS):
-        if last > commit and rng.random() < 0.1:
-            first = rng.randint(commit + 1, last)
-            term += 1
-            vote = 0
-        else:
+        entries: list[Entry] = []
+        commit_only = last > commit and rng.random() < 0.15
+        if commit_only:  # no fsync asked: SIGKILL cannot lose it (the kernel has it)
             first = last + 1
-        if rng.random() < 0.05:
-            term += 1
-            vote = rng.choice((0, 1))
-        count = rng.randint(1, 8)
-        entries = [Entry(term, i, data=payload(i, term)) for i in range(first, first + count)]
-        last = entries[-1].index
-        commit = rng.randint(commit, min(last, commit + 6))
+        else:
+            if last > commit and rng.random() < 0.1:
+                first = rng.randint(commit + 1, last)
+                term += 1
+                vote = 0
+            else:
+                first = last + 1
+            if rng.random() < 0.05:
+                term += 1
+                vote = rng.choice((0, 1))
+            count = rng.randint(1, 8)
+            entries = [Entry(term, i, data=payload(i, term)) for i in range(first, first + count)]
+            last = entries[-1].index
+        commit = rng.randint(commit + commit_only, min(last, commit + 6))
         old = st.entries(st.applied + 1, min(first, commit + 1)) if st.applied < commit else []
         batch = sm.batch([*old, *(e for e in entries if e.index <= commit)])
         line = (first, last, term, vote, commit)
@@ -72,7 +78,8 @@ def run(data_dir: str, seed: int, out_fd: int, ack_early: bool) -> None:
             time.sleep(0.002)
         else:
             say("W", *line)
-        st.save_ready(entries, HardState(term, vote, commit), None, applied_updates=batch)
+        hs = HardState(term, vote, commit)
+        st.save_ready(entries, hs, None, applied_updates=batch, sync=not commit_only)
         if not ack_early:
             say("A", *line)
         if n % 20 == 19:

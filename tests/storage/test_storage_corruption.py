@@ -27,7 +27,11 @@ def _sql(path: Path, statement: str, *args: object) -> None:
 
 def test_flipped_byte_in_entry_data_via_sql_is_refused_at_open(tmp_path: Path) -> None:
     _write(tmp_path)
-    _sql(tmp_path, "UPDATE raft_log SET data = CAST(? AS BLOB) WHERE idx = 40", b"entry-40-2")
+    conn = sqlite3.connect(tmp_path / "raft.db", isolation_level=None)
+    (data,) = conn.execute("SELECT data FROM raft_log WHERE idx = 40").fetchone()
+    flipped = data[:3] + bytes([data[3] ^ 0x20]) + data[4:]  # one bit of one byte
+    conn.execute("UPDATE raft_log SET data = ? WHERE idx = 40", (flipped,))
+    conn.close()
     with pytest.raises(CorruptionError, match=r"raft\.db: .*entry 40 fails its checksum"):
         open_store(tmp_path)
 

@@ -6,9 +6,11 @@ Theory of operation
    are left out and the report says so) and a work directory; give the disk node a
    tmpfs of its own.
 2. Start the nodes, bootstrap node 1, add the others.
-3. Run the workload and the nemesis together for the requested duration.
-4. Heal every fault, restart what is down, re-add what was removed, then wait until
-   every node has applied the same index (bounded).
+3. Run the workload, the prober and the nemesis together; after the requested duration
+   the nemesis finishes (heals and waits for recovery from) its current fault, then the
+   clients stop.
+4. Heal everything once more, restart what is down, re-add what was removed, then wait
+   until every node has applied the same index (bounded).
 5. Read every node's log back, check the key-value history for linearizability and
    the appends against the logs, and build the report.
 

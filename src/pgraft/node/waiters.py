@@ -14,8 +14,9 @@ drives the Raft core resolves it:
 - reads by ReadIndex ``context``: resolved with the read index from ``Ready.read_states``;
   the caller then waits for the applied watermark to reach it.
 
-Every future is created by ``asyncio.wait_for``-wrapped callers, so an abandoned waiter
-(timeout, client gone) is cancelled; resolution skips futures that are already done.
+Callers wait with a timeout (``Node.wait``), so an abandoned waiter (timeout, client
+gone) is cancelled; resolution skips futures that are already done, and a cancelled
+keyed waiter removes itself.
 """
 
 from __future__ import annotations
@@ -68,12 +69,6 @@ class IndexWaiters:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def fail_all(self, exc: BaseException) -> None:
-        for w in self._heap:
-            if not w.future.done():
-                w.future.set_exception(exc)
-        self._heap.clear()
-
 
 class KeyedWaiters(Generic[K, V]):
     """Futures keyed by an opaque id (a request id, a ReadIndex context)."""
@@ -99,10 +94,6 @@ class KeyedWaiters(Generic[K, V]):
         fut = self._futures.pop(key, None)
         if fut is not None and not fut.done():
             fut.set_exception(exc)
-
-    def fail_all(self, exc: BaseException) -> None:
-        for key in list(self._futures):
-            self.fail(key, exc)
 
     def __len__(self) -> int:
         return len(self._futures)

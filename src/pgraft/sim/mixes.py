@@ -13,11 +13,12 @@ fault raises it for a while and "calm" restores it.
 ``default`` exercises everything the core claims to handle. The other mixes focus
 the search on one scenario and exist mostly for the teeth tests (tests/sim), which
 break the core on purpose and need the simulator to find the break quickly:
-``figure8`` crashes leaders often and replicates one entry per message, so a leader
-can learn that an old-term entry reached a majority before its own no-op did (the
-paper's Figure 8); ``elections`` makes candidates with different logs collide. ``plain`` turns PreVote
-and CheckQuorum off (removed or partitioned nodes then disrupt elections) and sends
-small, few in-flight batches.
+``figure8`` crashes leaders often, mostly after they persisted new entries but before
+they sent them, and replicates one entry per message, so a leader can learn that an
+old-term entry reached a majority before its own no-op did (the paper's Figure 8);
+``elections`` makes candidates with different logs collide (PreVote off). ``plain``
+turns PreVote and CheckQuorum off (removed or partitioned nodes then disrupt
+elections) and sends small batches with few in flight.
 """
 
 from __future__ import annotations
@@ -76,6 +77,13 @@ class Mix:
     epoch_steps: int = 1000
     snapshot_keep: int = 4  # entries kept behind a snapshot when compacting
 
+    def __post_init__(self) -> None:
+        unknown = (set(self.faults) - set(FAULT_ACTIONS)) | (
+            set(self.clients) - set(CLIENT_ACTIONS)
+        )
+        if unknown:
+            raise ValueError(f"mix {self.name}: unknown actions {sorted(unknown)}")
+
 
 _DEFAULT_FAULTS = {
     "crash": 3.0,
@@ -100,22 +108,23 @@ FIGURE8 = Mix(
     name="figure8",
     min_voters=3,
     max_voters=5,
+    election_tick=5,
     max_msg_entries=1,
     max_inflight=1,
-    drop=0.05,
+    drop=0.0,
     duplicate=0.0,
-    delay=0.2,
+    delay=0.05,
     reorder=0.2,
-    fault_rate=0.04,
-    client_rate=0.1,
-    mid_ready_crash=0.3,
+    fault_rate=0.06,
+    client_rate=0.2,
+    mid_ready_crash=0.9,
+    crash_stages=(1, 2),
     faults={
-        "crash_leader": 4.0,
+        "crash_leader": 5.0,
         "crash": 1.0,
         "restart": 6.0,
-        "isolate_leader": 2.0,
-        "heal": 2.0,
-        "campaign": 1.0,
+        "isolate_leader": 1.0,
+        "heal": 1.0,
     },
     clients={"propose": 1.0},
 )

@@ -1,9 +1,10 @@
-"""Snapshot images of the state machine: a chunked msgpack stream.
+"""Snapshot images of the state machine: a compressed, chunked msgpack stream.
 
 Theory of operation
 -------------------
-An image is a concatenation of msgpack values, never one giant value, so neither
-side holds more than one chunk of decoded rows at a time:
+An image is a zlib stream (level 1: cheap, and logs of text shrink several times)
+of a concatenation of msgpack values, never one giant value, so neither side holds
+more than one chunk of decoded rows at a time (decompression is bounded too):
 
     ["pgraft-sm-image", 1]                     header (magic, version)
     [section, [row, row, ...]]                 up to CHUNK_ROWS rows, repeated
@@ -17,11 +18,15 @@ be able to serve it too. Row CRCs are not carried; the restoring side recomputes
 
 ``restore`` replaces the tables' contents inside the caller's transaction; a
 malformed image raises ``ImageError`` and the transaction rolls back untouched.
+
+Limit: the image travels in one transport frame (64 MiB by default), so the user log
+it carries must compress below that.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Final, TypeGuard
 
@@ -48,15 +53,17 @@ class ImageError(ValueError):
 def build(conn: sqlite3.Connection) -> bytes:
     """The image of the tables' current contents (read in one statement each)."""
     packer = msgpack.Packer(use_bin_type=True)
-    out = bytearray(packer.pack([MAGIC, VERSION]))
+    z = zlib.compressobj(level=1)
+    out = bytearray(z.compress(packer.pack([MAGIC, VERSION])))
     counts: dict[str, int] = {}
     for section, query in _SECTIONS.items():
         cur = conn.execute(query)
         counts[section] = 0
         while rows := cur.fetchmany(CHUNK_ROWS):
-            out += packer.pack([section, [list(r) for r in rows]])
+            out += z.compress(packer.pack([section, [list(r) for r in rows]]))
             counts[section] += len(rows)
-    out += packer.pack(["end", counts])
+    out += z.compress(packer.pack(["end", counts]))
+    out += z.flush()
     return bytes(out)
 
 
@@ -106,16 +113,37 @@ _INSERT: Final[dict[str, tuple[str, int, Callable[[list[object]], tuple[object, 
 }
 
 
-def _values(image: bytes) -> Iterator[object]:
-    unpacker = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=True)
+def _plain(image: bytes) -> Iterator[bytes]:
+    """The decompressed stream in pieces of at most FEED_BYTES."""
+    z = zlib.decompressobj()
     view = memoryview(image)
     try:
         for at in range(0, len(view), FEED_BYTES):
-            unpacker.feed(view[at : at + FEED_BYTES])
-            yield from unpacker
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise ImageError(f"undecodable image ({type(exc).__name__}: {exc})") from None
-    if unpacker.tell() != len(image):
+            piece = z.decompress(view[at : at + FEED_BYTES], FEED_BYTES)
+            while piece:
+                yield piece
+                piece = z.decompress(z.unconsumed_tail, FEED_BYTES)
+    except zlib.error as exc:
+        raise ImageError(f"undecodable image ({exc})") from None
+    if not z.eof or z.unused_data:
+        raise ImageError("image is cut off or followed by garbage")
+
+
+def _values(image: bytes) -> Iterator[object]:
+    unpacker = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=True)
+    size = 0
+    for piece in _plain(image):
+        unpacker.feed(piece)
+        size += len(piece)
+        while True:
+            try:
+                value = unpacker.unpack()
+            except msgpack.OutOfData:
+                break
+            except (ValueError, TypeError, msgpack.UnpackException) as exc:
+                raise ImageError(f"undecodable image ({type(exc).__name__}: {exc})") from None
+            yield value
+    if unpacker.tell() != size:
         raise ImageError("image ends inside a value")
 
 

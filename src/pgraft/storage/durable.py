@@ -51,7 +51,9 @@ class DurableStorage(LogView):
         cluster_name: str,
         verify_tail: int = 4096,
     ) -> DurableStorage:
-        """Open (creating if absent) the storage in ``data_dir``.
+        """Open (creating if absent) the storage in ``data_dir``. At least the last
+        ``verify_tail`` entries (and always the 4096 whose terms are cached) are
+        checked against their CRCs; older ones are checked when read.
 
         Raises ``StorageLocked`` if another process has it open, ``IdentityMismatch``
         if it belongs to another node id or cluster name, ``CorruptionError`` (naming

@@ -224,12 +224,10 @@ def create(path: Path, meta: Meta) -> None:
     _fsync_dir(path.parent)
 
 
-def check_integrity(conn: sqlite3.Connection, path: Path, st: DiskState, tail: int) -> int:
-    """Runs the open-time checks and returns the last log index.
-
-    Checks: ``PRAGMA quick_check``; the log is one contiguous run starting right after
-    the snapshot point; the CRC of the last ``tail`` entries. Raises ``CorruptionError``.
-    """
+def check_integrity(conn: sqlite3.Connection, path: Path, st: DiskState) -> int:
+    """Runs the open-time structural checks and returns the last log index:
+    ``PRAGMA quick_check``, and the log is one contiguous run starting right after the
+    snapshot point and reaching the applied index. Raises ``CorruptionError``."""
     problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
     if problems != ["ok"]:
         raise CorruptionError(path, "quick_check: " + "; ".join(str(p) for p in problems))
@@ -246,17 +244,27 @@ def check_integrity(conn: sqlite3.Connection, path: Path, st: DiskState, tail: i
         )
     if hi < st.applied:
         raise CorruptionError(path, f"log ends at {hi}, before the applied index {st.applied}")
+    return int(hi)
+
+
+def tail_terms(conn: sqlite3.Connection, path: Path, first: int, last: int) -> list[int]:
+    """The terms of entries ``first..last``, each row verified (CRC, type, contiguity,
+    non-decreasing terms). Raises ``CorruptionError``."""
+    terms: list[int] = []
     rows = conn.execute(
-        "SELECT idx, term, type, data, crc FROM raft_log WHERE idx > ? ORDER BY idx",
-        (hi - tail,),
+        "SELECT idx, term, type, data, crc FROM raft_log WHERE idx >= ? AND idx <= ? ORDER BY idx",
+        (first, last),
     )
-    prev_term = 0
     for idx, term, etype, data, crc in rows:
         verify_row(path, idx, term, etype, data, crc)
-        if term < prev_term:
+        if idx != first + len(terms):
+            break
+        if terms and term < terms[-1]:
             raise CorruptionError(path, f"entry {idx} has term {term} below its predecessor's")
-        prev_term = term
-    return int(hi)
+        terms.append(int(term))
+    if len(terms) != last - first + 1:
+        raise CorruptionError(path, f"log entry {first + len(terms)} is missing")
+    return terms
 
 
 def verify_row(path: Path, idx: int, term: int, etype: int, data: bytes, crc: int) -> None:

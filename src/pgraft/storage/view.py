@@ -70,27 +70,23 @@ class LogView:
         self._sm: StateImage | None = None
         self._image: Snapshot | None = None
 
-    def _load(self, verify_tail: int = 0) -> None:
-        """(Re)read the in-memory view from disk; with ``verify_tail`` > 0 also run the
-        open-time integrity checks."""
+    def _load(self, verify_tail: int | None = None) -> None:
+        """(Re)read the in-memory view from disk, verifying the rows whose terms enter
+        the cache. At open (``verify_tail`` given) also run the structural checks and
+        verify at least the last ``verify_tail`` entries. Raises ``CorruptionError``."""
         st = schema.read_state(self._conn, self.path)
-        if verify_tail > 0:
-            self._last = schema.check_integrity(self._conn, self.path, st, verify_tail)
+        if verify_tail is not None:
+            last = schema.check_integrity(self._conn, self.path, st)
         else:
             row = self._conn.execute("SELECT MAX(idx) FROM raft_log").fetchone()
-            self._last = st.snap_index if row[0] is None else int(row[0])
+            last = st.snap_index if row[0] is None else int(row[0])
+        span = max(TERM_CACHE, verify_tail or 0)
+        base = max(st.snap_index + 1, last - span + 1)
+        terms = schema.tail_terms(self._conn, self.path, base, last)
+        keep = min(len(terms), TERM_CACHE)
+        self._terms = TermCache(last - keep + 1, terms[len(terms) - keep :], TERM_CACHE)
         self._state = st
-        base = max(st.snap_index + 1, self._last - TERM_CACHE + 1)
-        terms = []
-        rows = self._conn.execute(
-            "SELECT idx, term, type, data, crc FROM raft_log WHERE idx >= ? ORDER BY idx", (base,)
-        )
-        for idx, term, etype, data, crc in rows:  # only verified terms enter the cache
-            schema.verify_row(self.path, idx, term, etype, data, crc)
-            terms.append(int(term))
-        if len(terms) != self._last - base + 1:
-            raise CorruptionError(self.path, "log tail is not contiguous")
-        self._terms = TermCache(base, terms, TERM_CACHE)
+        self._last = last
         self._image = None
 
     # ------------------------------------------------------------------ identity

@@ -6,7 +6,7 @@ most ``--window`` messages in flight (the benchmark's own flow control, since th
 transport drops instead of blocking). It stops after ``--messages`` messages or
 ``--seconds`` seconds, whichever comes first, and prints one JSON object::
 
-    python -m pgraft.transport.bench [--uvloop] [--messages N] ...
+    python -m pgraft.transport.bench [--uvloop] [--tls] [--secret] [--messages N] ...
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 
 from pgraft.core.types import AppendEntries, Entry, Message
+from pgraft.transport.tls import TLSContexts
 from pgraft.transport.transport import Transport
 
 
@@ -30,8 +34,14 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
         received += len(messages)
         woke.set()
 
-    sender = Transport(1, "bench", lambda: 1, "127.0.0.1", 0, on_messages=on_messages)
-    receiver = Transport(2, "bench", lambda: 1, "127.0.0.1", 0, on_messages=on_messages)
+    tls = _throwaway_tls(args.tls_dir) if args.tls_dir else None
+    secret = b"bench-secret" if args.secret else None
+    sender = Transport(
+        1, "bench", lambda: 1, "127.0.0.1", 0, on_messages=on_messages, ssl=tls, secret=secret
+    )
+    receiver = Transport(
+        2, "bench", lambda: 1, "127.0.0.1", 0, on_messages=on_messages, ssl=tls, secret=secret
+    )
     await sender.start()
     await receiver.start()
     sender.set_peer_address(2, "127.0.0.1", receiver.port)
@@ -75,6 +85,7 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
     return {
         "benchmark": "transport_one_way",
         "loop": "uvloop" if args.uvloop else "asyncio",
+        "tls": tls is not None,
         "messages": received,
         "entries_per_message": args.entries,
         "entry_bytes": args.entry_bytes,
@@ -88,6 +99,19 @@ async def _run(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def _throwaway_tls(directory: str) -> TLSContexts:
+    """A self-signed certificate (made with the openssl CLI) that is its own CA."""
+    key, cert = os.path.join(directory, "bench.key"), os.path.join(directory, "bench.crt")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=bench"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return TLSContexts.from_files(cert, key, cert)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200_000)
@@ -97,7 +121,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--entry-bytes", type=int, default=64)
     parser.add_argument("--window", type=int, default=2048, help="max messages in flight")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    parser.add_argument("--tls", action="store_true", help="mutual TLS (needs openssl)")
+    parser.add_argument("--secret", action="store_true", help="shared-secret handshake")
     args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tls_dir:
+        args.tls_dir = tls_dir if args.tls else None
+        _main(args)
+
+
+def _main(args: argparse.Namespace) -> None:
     if args.uvloop:
         import uvloop
 

@@ -17,11 +17,11 @@ each came from the authenticated peer and is addressed to this node.
 
 After a peer's handshake succeeds -- cluster name and protocol version equal, shared
 secret proven (if configured), TLS certificate verified (if configured) --
-``on_peer_hello(hello)`` decides whether to accept it (its ``cluster_id`` may differ:
-a fresh node can be adopted by another cluster); without the hook only an equal cluster
-id is accepted. A node that dials us and whose address we do not know yet has its
-advertised address learned from its hello, so a leader this node has never heard of
-can be answered.
+``on_peer_hello(hello)`` (synchronous, must not raise) decides whether to accept it
+(its ``cluster_id`` may differ: a fresh node can be adopted by another cluster);
+without the hook only an equal cluster id is accepted. A node that dials us and whose
+address we do not know yet has its advertised address learned from its hello, so a
+leader this node has never heard of can be answered.
 
 Misbehaving peers are dropped, counted and logged with rate limiting; nothing they do
 stops the transport from serving the others.

@@ -1,0 +1,39 @@
+"""Waiter bookkeeping of the runtime (no processes)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pgraft.node.waiters import IndexWaiters, KeyedWaiters
+
+
+def test_index_waiters_release_exactly_those_at_or_below_the_mark() -> None:
+    async def scenario() -> None:
+        w = IndexWaiters()
+        futs = {i: w.wait(i) for i in (5, 1, 3, 9)}
+        w.advance(3)
+        assert [i for i, f in sorted(futs.items()) if f.done()] == [1, 3]
+        assert len(w) == 2
+        w.advance(2)  # a watermark never goes back
+        assert w.mark == 3
+        assert w.wait(2).done()
+        futs[9].cancel()
+        w.advance(10)
+        assert futs[5].done() and len(w) == 0
+
+    asyncio.run(scenario())
+
+
+def test_keyed_waiters_resolve_once_and_forget_cancelled() -> None:
+    async def scenario() -> None:
+        w: KeyedWaiters[bytes, int] = KeyedWaiters()
+        a, b = w.wait(b"a"), w.wait(b"b")
+        assert w.resolve(b"a", 7) is True
+        assert await a == 7
+        assert w.resolve(b"a", 8) is False  # nobody waits any more
+        b.cancel()
+        await asyncio.sleep(0)  # let the done-callback run
+        assert len(w) == 0
+        assert w.resolve(b"b", 1) is False
+
+    asyncio.run(scenario())
