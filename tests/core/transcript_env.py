@@ -2,17 +2,16 @@
 
 Theory of operation
 -------------------
-``Env`` is a small deterministic world: several ``RawNode``s over ``MemoryStorage``,
-each with ``random.Random(node_id)``, and one FIFO of messages "on the wire". Nothing
-moves unless a command says so: ``process-ready`` persists a node's Ready (snapshot,
-entries, hard state, in that order), puts its messages on the wire, applies committed
-entries to a tiny state machine (the list of applied data; a snapshot's data is that
-list joined by commas) and advances; ``deliver-msgs`` steps queued messages into their
-recipients; ``stabilize`` alternates both until nothing changes. After every call into
-a node the harness compares its (role, term, leader) and configuration with what it
-last printed and reports a change as a line such as ``1 is now leader at term 2,
-leader 1``, so transcripts show state transitions without depending on the core's log
-wording.
+``Env`` is a small deterministic world: several nodes (``transcript_node.Node``: a
+``RawNode`` over ``MemoryStorage``, seeded with ``random.Random(node_id)``) and one FIFO
+of messages "on the wire". Nothing moves unless a command says so: ``process-ready``
+has a node persist its Ready (snapshot, entries, hard state, in that order), apply the
+committed entries and advance, and puts the Ready's messages on the wire;
+``deliver-msgs`` steps queued messages into their recipients; ``stabilize`` alternates
+both until nothing changes. After every call into a node the harness compares its
+(role, term, leader) and configuration with what it last printed and reports a change
+as a line such as ``1 is now leader at term 2, leader 1``, so transcripts show state
+transitions without depending on the core's log wording.
 
 Commands (``N`` is a node id; ``k=v`` arguments are optional)::
 
@@ -25,13 +24,15 @@ Commands (``N`` is a node id; ``k=v`` arguments are optional)::
     propose N DATA... | propose-conf-change N add=ID|learner=ID|remove=ID
     read-index N CTX | transfer-leadership N TARGET
     process-ready N... | stabilize [N...]
-    deliver-msgs N... [from=ID] [type=Kind] [order=reversed]
-    drop-msgs [from=ID] [to=ID] [type=Kind] | partition N... | heal
+    deliver-msgs N... [from=ID] [type=Kind] [order=reversed] [limit=COUNT]
+    drop-msgs [from=ID] [to=ID] [type=Kind] | dup-msgs [from=ID] [to=ID] [type=Kind]
+    partition N... | heal
     crash N | restart N [applied=K] | compact N INDEX
     status N | raft-log N | raft-state | applied N | log-level none|all
 
 ``Kind`` is the message kind as printed (``App``, ``Vote``, ``Heartbeat``...);
-``order=reversed`` delivers the selected messages newest first (reordering).
+``order=reversed`` delivers the selected messages newest first (reordering);
+``limit`` delivers only the first COUNT of them (per recipient), leaving the rest queued.
 ``tick-heartbeat`` ticks ``heartbeat`` times. ``tick-election`` ticks until the node's
 role or term changes, at most ``2*election-1`` times (the longest randomized election
 timeout), so a follower surely times out and a CheckQuorum leader checks its quorum
@@ -43,25 +44,20 @@ hides output (errors still show) until ``log-level all``.
 
 from __future__ import annotations
 
-import dataclasses
-import random
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import transcript_fmt as fmt
+from transcript_node import Node
 
-from pgraft.core import Config, MemoryStorage, RawNode
+from pgraft.core import Config, RawNode
 from pgraft.core.types import (
     ConfChange,
     ConfChangeType,
     ConfState,
-    EntryType,
     Message,
     RaftError,
-    Snapshot,
-    SnapshotMeta,
 )
 
 MAX_STABILIZE_ROUNDS = 200
@@ -69,22 +65,6 @@ MAX_STABILIZE_ROUNDS = 200
 
 class CommandError(Exception):
     """The transcript itself is wrong (unknown command, bad argument)."""
-
-
-@dataclass
-class Node:
-    config: Config
-    storage: MemoryStorage
-    raw: RawNode | None  # None while crashed
-    applied: list[tuple[int, bytes]] = field(default_factory=list)  # state machine
-    confs: list[tuple[int, ConfState]] = field(default_factory=list)  # (index, conf)
-    shown: tuple[object, ...] = ()  # last reported (role, term, leader, conf)
-
-    def conf_at(self, index: int) -> ConfState:
-        return [cs for i, cs in self.confs if i <= index][-1]
-
-    def data_at(self, index: int) -> bytes:
-        return b",".join(d for i, d in self.applied if i <= index)
 
 
 def _split(command: str) -> tuple[str, list[str], dict[str, str]]:
@@ -102,6 +82,15 @@ def _bool(value: str) -> bool:
     if value not in ("true", "false"):
         raise CommandError(f"expected true/false, got {value!r}")
     return value == "true"
+
+
+def _matches(m: Message, kw: dict[str, str], to: set[int] | None) -> bool:
+    return (
+        (to is None or m.to in to)
+        and ("from" not in kw or m.frm == int(kw["from"]))
+        and ("to" not in kw or m.to == int(kw["to"]))
+        and ("type" not in kw or fmt.kind(m) == kw["type"])
+    )
 
 
 class Env:
@@ -128,6 +117,7 @@ class Env:
             "deliver-msgs": self.deliver_msgs,
             "stabilize": lambda p, k: self.stabilize([int(x) for x in p]),
             "drop-msgs": self.drop_msgs,
+            "dup-msgs": self.dup_msgs,
             "partition": lambda p, k: self.cut.update(int(x) for x in p),
             "heal": lambda p, k: self.cut.clear(),
             "crash": lambda p, k: self.crash(self._id(p)),
@@ -232,17 +222,9 @@ class Env:
                 check_quorum=_bool(kw.get("check-quorum", "true")),
                 applied=index if voters else 0,
             )
-            storage = MemoryStorage()
-            cs = ConfState(voters, learners)
-            if voters and index:
-                storage.apply_snapshot(Snapshot(SnapshotMeta(index, 1, cs)))
-            elif voters:
-                storage = MemoryStorage.bootstrap(cs)
-            node = Node(cfg, storage, None, confs=[(index, cs)])
-            self.nodes[node_id] = node
-            node.raw = RawNode(cfg, storage, random.Random(node_id))
+            self.nodes[node_id] = Node.boot(cfg, ConfState(voters, learners), index)
             self.note(node_id)
-            st = node.raw.status()
+            st = self.live(node_id).status()
             self.emit(
                 f"{node_id}: {fmt.role(st.role)} term={st.term} commit={st.commit}"
                 f" applied={st.applied} {fmt.conf(st.conf)}"
@@ -292,23 +274,10 @@ class Env:
         self.emit(f"{node_id} crashed; {len(lost)} message(s) to it lost")
 
     def restart(self, pos: list[str], kw: dict[str, str]) -> None:
-        """Rebuild the node from its storage. The state machine comes back from the
-        snapshot, or with ``applied=K`` it is taken as durable up to index K."""
         node_id = self._id(pos)
-        node = self.nodes[node_id]
-        snap = node.storage.snapshot()
-        applied = int(kw.get("applied", str(snap.meta.index)))
-        if "applied" in kw:
-            node.applied = [(i, d) for i, d in node.applied if i <= applied]
-            node.confs = [(i, cs) for i, cs in node.confs if i <= applied]
-        else:
-            node.applied = [(applied, d) for d in snap.data.split(b",") if d]
-            node.confs = [(applied, snap.meta.conf_state)]
-        node.config = dataclasses.replace(node.config, applied=applied)
-        node.raw = RawNode(node.config, node.storage, random.Random(node_id))
-        node.shown = ()
+        raw = self.nodes[node_id].restart(int(kw["applied"]) if "applied" in kw else None)
         self.note(node_id)
-        st = node.raw.status()
+        st = raw.status()
         self.emit(
             f"{node_id} restarted: {fmt.role(st.role)} term={st.term} vote={st.vote}"
             f" commit={st.commit} applied={st.applied} {fmt.conf(st.conf)}"
@@ -316,53 +285,26 @@ class Env:
 
     def compact(self, pos: list[str], kw: dict[str, str]) -> None:
         node_id, index = self._id(pos), int(pos[1])
-        node = self.nodes[node_id]
-        node.storage.create_snapshot(index, node.conf_at(index), node.data_at(index))
-        node.storage.compact(index)
+        self.nodes[node_id].compact(index)
         self.raft_log(node_id)
 
     # ------------------------------------------------------------ ready / messages
 
     def process_ready(self, node_id: int) -> None:
-        node = self.nodes[node_id]
         raw = self.live(node_id)
         if not raw.has_ready():
             self.emit("no Ready")
             return
-        rd = raw.ready()
+        rd = self.nodes[node_id].handle_ready(raw)
         for line in fmt.ready(rd):
             self.emit(line)
-        if rd.snapshot is not None:
-            node.storage.apply_snapshot(rd.snapshot)
-            meta = rd.snapshot.meta
-            node.applied = [(meta.index, d) for d in rd.snapshot.data.split(b",") if d]
-            node.confs = [(meta.index, meta.conf_state)]
-        if rd.entries:
-            node.storage.append(list(rd.entries))
-        if rd.hard_state is not None:
-            node.storage.set_hard_state(rd.hard_state)
         self.wire.extend(rd.messages)
-        for e in rd.committed_entries:
-            if e.type == EntryType.NORMAL and e.data:
-                node.applied.append((e.index, e.data))
-        raw.advance(rd)
-        for e in rd.committed_entries:
-            if e.type == EntryType.CONF_CHANGE:
-                node.confs.append((e.index, raw.status().conf))
         self.note(node_id)
 
     def take(self, kw: dict[str, str], to: set[int] | None = None) -> Iterator[Message]:
         """Remove and yield the queued messages matching the filters, in wire order."""
-        keep: list[Message] = []
-        taken: list[Message] = []
-        for m in self.wire:
-            ok = (to is None or m.to in to) and (
-                ("from" not in kw or m.frm == int(kw["from"]))
-                and ("to" not in kw or m.to == int(kw["to"]))
-                and ("type" not in kw or fmt.kind(m) == kw["type"])
-            )
-            (taken if ok else keep).append(m)
-        self.wire = keep
+        taken = [m for m in self.wire if _matches(m, kw, to)]
+        self.wire = [m for m in self.wire if not _matches(m, kw, to)]
         return iter(taken)
 
     def deliver(self, msg: Message) -> bool:
@@ -389,6 +331,9 @@ class Env:
             msgs = list(self.take(kw, {t}))
             if kw.get("order") == "reversed":
                 msgs.reverse()
+            if "limit" in kw:  # the rest stay queued, ahead of newer messages
+                self.wire[:0] = msgs[int(kw["limit"]) :]
+                msgs = msgs[: int(kw["limit"])]
             if len(targets) > 1 and msgs:
                 self.emit(f"> {t} receiving messages")
             with self.indented(len(targets) > 1):
@@ -398,6 +343,13 @@ class Env:
     def drop_msgs(self, pos: list[str], kw: dict[str, str]) -> None:
         for m in self.take(kw):
             self.emit(f"dropped: {fmt.message(m)}")
+
+    def dup_msgs(self, pos: list[str], kw: dict[str, str]) -> None:
+        """Queue a second copy of each matching message behind everything on the wire."""
+        copies = [m for m in self.wire if _matches(m, kw, None)]
+        self.wire.extend(copies)
+        for m in copies:
+            self.emit(f"duplicated: {fmt.message(m)}")
 
     def stabilize(self, only: list[int]) -> None:
         for _ in range(MAX_STABILIZE_ROUNDS):

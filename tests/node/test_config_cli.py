@@ -150,12 +150,14 @@ def test_cli_status_log_and_kv(cluster: Cluster) -> None:
     assert res.exit_code == 3
 
 
-def test_cli_run_starts_a_node(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["config", "flags"])
+def test_cli_run_starts_a_node(tmp_path: Path, mode: str) -> None:
     short = Path(os.path.join("/tmp", f"pgcli-{os.getpid()}-{time.monotonic_ns()}"))
     short.mkdir()
+    port = free_port()
     config = {
         **BASE,
-        "port": free_port(),
+        "port": port,
         "data_dir": str(short),
         "bootstrap": True,
         "heartbeat_ms": 50,
@@ -163,19 +165,31 @@ def test_cli_run_starts_a_node(tmp_path: Path) -> None:
     }
     path = tmp_path / "node.json"
     path.write_text(json.dumps(config))
-    pgraft = Path(sys.executable).parent / "pgraft"
-    proc = subprocess.Popen(
-        [str(pgraft), "run", "--config", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    pgraft = str(Path(sys.executable).parent / "pgraft")
+    argv = {
+        "config": [pgraft, "run", "--config", str(path)],
+        "flags": [
+            pgraft,
+            "run",
+            "--node-id",
+            "1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(short),
+            "--bootstrap",
+        ],
+    }[mode]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         sock = str(short / "pgraft.sock")
         runner = CliRunner()
-        wait_until(
-            lambda: runner.invoke(cli, ["--socket", sock, "--json", "status"]).exit_code == 0,
-            what="pgraft run to serve",
-        )
+
+        def leads() -> bool:
+            res = runner.invoke(cli, ["--socket", sock, "--json", "status"])
+            return res.exit_code == 0 and json.loads(res.output)["status"]["state"] == "leader"
+
+        wait_until(leads, what="pgraft run to serve as leader")
         proc.terminate()
         assert proc.wait(15) == 0
     finally:

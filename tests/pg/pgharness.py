@@ -192,8 +192,8 @@ class Server:
         )
         return out.stdout
 
-    def rows(self, sql: str, **kw: float | str) -> list[list[str]]:
-        text = self.psql(sql, **kw)  # type: ignore[arg-type]
+    def rows(self, sql: str) -> list[list[str]]:
+        text = self.psql(sql)
         return [line.split("|") for line in text.splitlines() if line]
 
     def scalar(self, sql: str) -> str:
@@ -237,13 +237,14 @@ class Cluster:
         node_id: int,
         cluster_name: str | None = None,
         raft_port_is_pg_port: bool = False,
-        **settings: str,
+        settings: dict[str, str] | None = None,
     ) -> Server:
         """initdb and start server ``node_id`` (``settings``: extra postgresql.conf lines)."""
         port, raft_port = free_ports(2)
         if raft_port_is_pg_port:
             raft_port = port
-        s = Server(self.base, node_id, port, raft_port, cluster_name or self.name, settings)
+        name = cluster_name or self.name
+        s = Server(self.base, node_id, port, raft_port, name, dict(settings or {}))
         s.initdb()
         s.start()
         self.servers[node_id] = s

@@ -89,15 +89,20 @@ class FakeNode:
         self.path.unlink(missing_ok=True)
 
 
-@pytest.fixture
-def fake(cluster: Cluster) -> Iterator[tuple[Server, FakeNode]]:
-    s = cluster.add(1, **{"pgraft.worker_enabled": "off"})
-    s.psql("CREATE EXTENSION pgraft")
-    node = FakeNode(s.data / "pgraft.sock")
+@pytest.fixture(scope="module")
+def fake(pg_env: None) -> Iterator[tuple[Server, FakeNode]]:
+    """One server (supervisor disabled) and the fake node, shared by this module's tests."""
+    cluster = Cluster()
     try:
-        yield s, node
+        s = cluster.add(1, settings={"pgraft.worker_enabled": "off"})
+        s.psql("CREATE EXTENSION pgraft")
+        node = FakeNode(s.data / "pgraft.sock")
+        try:
+            yield s, node
+        finally:
+            node.close()
     finally:
-        node.close()
+        cluster.close()
 
 
 def test_request_shape_and_ok_reply(fake: tuple[Server, FakeNode]) -> None:
@@ -194,7 +199,7 @@ def test_failed_calls_leak_no_descriptors(fake: tuple[Server, FakeNode]) -> None
 
 
 def test_node_down_is_a_clear_error(cluster: Cluster) -> None:
-    s = cluster.add(1, **{"pgraft.worker_enabled": "off"})
+    s = cluster.add(1, settings={"pgraft.worker_enabled": "off"})
     s.psql("CREATE EXTENSION pgraft")
     assert s.worker_state() == "DISABLED"
     err = s.error("SELECT pgraft_get_term()")
@@ -214,14 +219,14 @@ def test_raft_port_equal_to_postgres_port_is_refused(cluster: Cluster) -> None:
 
 
 def test_unset_raft_port_is_refused(cluster: Cluster) -> None:
-    s = cluster.add(1, **{"pgraft.port": "0"})
+    s = cluster.add(1, settings={"pgraft.port": "0"})
     s.psql("CREATE EXTENSION pgraft")
     wait_for("supervisor verdict", lambda: s.worker_state() == "STOPPED", timeout=10)
     assert "pgraft.port is not set" in s.scalar("SELECT last_exit FROM pgraft_get_worker_info()")
 
 
 def test_settings_are_registered_and_reserved(cluster: Cluster) -> None:
-    s = cluster.add(1, **{"pgraft.worker_enabled": "off"})
+    s = cluster.add(1, settings={"pgraft.worker_enabled": "off"})
     rows = dict(
         (r[0], r[1:])
         for r in s.rows(
@@ -258,7 +263,7 @@ def _proc_state(pid: int) -> str:
 
 
 def test_worker_enabled_reload_and_no_orphans_after_shutdown(cluster: Cluster) -> None:
-    s = cluster.add(1, **{"pgraft.worker_enabled": "off"})
+    s = cluster.add(1, settings={"pgraft.worker_enabled": "off"})
     s.psql("CREATE EXTENSION pgraft")
     assert s.worker_state() == "DISABLED"
     s.psql("ALTER SYSTEM SET pgraft.worker_enabled = on")
@@ -283,3 +288,17 @@ def test_worker_enabled_reload_and_no_orphans_after_shutdown(cluster: Cluster) -
     pid = s.node_pid()
     s.stop("immediate")
     wait_for("the node to follow its dead supervisor", lambda: not _alive(pid), timeout=10)
+
+
+def test_unusable_interpreter_is_retried_with_backoff_and_reported(cluster: Cluster) -> None:
+    s = cluster.add(1, settings={"pgraft.python": "'/nonexistent/python3'"})
+    s.psql("CREATE EXTENSION pgraft")
+
+    def retried() -> bool:
+        rows = s.rows("SELECT state, restarts, last_exit FROM pgraft_get_worker_info()")
+        state, restarts, last_exit = rows[0]
+        return state == "RESTARTING" and int(restarts) >= 1 and "could not execute" in last_exit
+
+    wait_for("a failed start to be retried", retried, timeout=15)
+    assert 'could not execute "/nonexistent/python3"' in s.log()
+    assert s.error("SELECT pgraft_get_cluster_status()").sqlstate == "08006"

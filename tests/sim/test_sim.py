@@ -27,7 +27,7 @@ def test_default_mix_is_safe_and_live(first: int) -> None:
     _assert_clean(run_seeds(list(range(first, first + CHUNK)), 2000, MIXES["default"]))
 
 
-@pytest.mark.parametrize("mix", ["figure8", "elections"])
+@pytest.mark.parametrize("mix", ["figure8", "elections", "plain"])
 def test_focused_mixes_are_safe_and_live(mix: str) -> None:
     _assert_clean(run_seeds(list(range(100)), 2000, MIXES[mix]))
 

@@ -51,7 +51,7 @@ def run(data_dir: str, seed: int, out_fd: int, ack_early: bool) -> None:
     term = max(hs.term, st.term(last))
     vote, commit = hs.vote, hs.commit
     say("R")
-    for n in range(ROUNDS):
+    for _ in range(ROUNDS):
         entries: list[Entry] = []
         commit_only = last > commit and rng.random() < 0.15
         if commit_only:  # no fsync asked: SIGKILL cannot lose it (the kernel has it)
@@ -82,5 +82,5 @@ def run(data_dir: str, seed: int, out_fd: int, ack_early: bool) -> None:
         st.save_ready(entries, hs, None, applied_updates=batch, sync=not commit_only)
         if not ack_early:
             say("A", *line)
-        if n % 20 == 19:
+        if rng.random() < 0.05:
             st.maybe_compact(40, 10)

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from pgraft.core.types import Entry, HardState
 from pgraft.statemachine import LogRecord, StateMachine
 from pgraft.storage import DurableStorage
@@ -56,6 +58,8 @@ class Model:
 class Report:
     kills: int = 0
     acks: int = 0
+    inflight_kills: int = 0  # kills that landed between a W line and its A line
+    compactions_seen: int = 0
     entries_checked: int = 0
     violations: list[str] = field(default_factory=list)
 
@@ -90,28 +94,32 @@ def _read_until(fd: int, buf: bytearray, stop: bytes | None, timeout: float) -> 
         buf += chunk
 
 
-def check(
-    data_dir: Path, model: Model, pending: Write | None, seen: HardState
-) -> tuple[Model, HardState, list[str]]:
-    """Violations of the disk against the acknowledged model, or against the model
-    plus the write in flight. Returns the model the disk matches (the child's next
-    incarnation continues from it), the hard state on disk and the violations."""
+@dataclass(frozen=True)
+class Observation:
+    model: Model  # the model the disk matched: the next incarnation continues from it
+    hard: HardState  # the hard state on disk
+    first_index: int
+    problems: list[str]
+
+
+def check(data_dir: Path, model: Model, pending: Write | None, seen: HardState) -> Observation:
+    """Compare the disk with the acknowledged model, or with the model plus the write
+    in flight, and with the hard state seen after the previous kill."""
     with DurableStorage.open(data_dir, node_id=1, cluster_name="crash") as st:
         sm = StateMachine(st)
-        hs = st.hard_state
+        hs, first = st.hard_state, st.first_index()
         problems = []
         if hs.term < seen.term or hs.commit < seen.commit:
             problems.append(f"hard state went back from {seen} to {hs}")
-        disk = {e.index: e for e in st.entries(st.first_index(), st.last_index() + 1)}
+        disk = {e.index: e for e in st.entries(first, st.last_index() + 1)}
         user = {r.index: r for r in sm.log_read(0, st.applied, 1 << 30)}
         candidates = [model] if pending is None else [model.with_write(pending), model]
         errors = [_diff(st, disk, user, m) for m in candidates]
         if all(errors):
-            problems.append(errors[-1])
-            return model, hs, problems
+            return Observation(model, hs, first, [*problems, errors[-1]])
         match = candidates[errors.index("")]
-        snap = st.first_index() - 1  # compacted entries were checked before: drop them
-        return Model({i: t for i, t in match.terms.items() if i > snap}, match.hard), hs, problems
+        kept = {i: t for i, t in match.terms.items() if i >= first}  # compacted: checked before
+        return Observation(Model(kept, match.hard), hs, first, problems)
 
 
 def _diff(st: DurableStorage, disk: dict[int, Entry], user: dict[int, LogRecord], m: Model) -> str:
@@ -137,11 +145,13 @@ def _diff(st: DurableStorage, disk: dict[int, Entry], user: dict[int, LogRecord]
     return ""
 
 
-def campaign(data_dir: Path, seed: int, kills: int, *, ack_early: bool = False) -> Report:
+def campaign(
+    data_dir: Path, seed: int, kills: int, *, ack_early: bool = False, budget_s: float = 200
+) -> Report:
     rng = random.Random(seed)
     report = Report()
-    model, seen = Model(), HardState()
-    deadline = time.monotonic() + 200
+    model, seen, first_index = Model(), HardState(), 1
+    deadline = time.monotonic() + budget_s
     for k in range(kills):
         if time.monotonic() > deadline:
             break
@@ -168,9 +178,13 @@ def campaign(data_dir: Path, seed: int, kills: int, *, ack_early: bool = False) 
             else:
                 pending = w
         report.entries_checked += len(model.terms)
-        model, seen, problems = check(data_dir, model, pending, seen)
-        if problems:
-            report.violations.extend(f"kill {k}: {p}" for p in problems)
+        report.inflight_kills += pending is not None
+        seen_first = first_index
+        obs = check(data_dir, model, pending, seen)
+        model, seen, first_index = obs.model, obs.hard, obs.first_index
+        report.compactions_seen += first_index > seen_first
+        if obs.problems:
+            report.violations.extend(f"kill {k}: {p}" for p in obs.problems)
             break
     return report
 
@@ -183,6 +197,8 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
             {
                 "kills": report.kills,
                 "acks": report.acks,
+                "inflight_kills": report.inflight_kills,
+                "compactions_seen": report.compactions_seen,
                 "entry_checks": report.entries_checked,
                 "seconds": round(time.monotonic() - started, 1),
             }
@@ -190,7 +206,8 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     )
     assert report.violations == []
     assert report.kills >= 200
-    assert report.acks > report.kills  # the kills landed while writes were happening
+    assert report.inflight_kills > 0  # some kills landed while a write was in flight
+    assert report.compactions_seen > 0
 
 
 def test_checker_catches_a_child_that_acks_before_writing(tmp_path: Path) -> None:
@@ -198,3 +215,13 @@ def test_checker_catches_a_child_that_acks_before_writing(tmp_path: Path) -> Non
     assert report.violations, f"no violation found in {report.kills} kills"
     print(json.dumps({"caught_after_kills": report.kills, "violation": report.violations[0]}))
     assert "lost" in report.violations[0] or "missing" in report.violations[0]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_crash_soak(tmp_path: Path, seed: int) -> None:
+    report = campaign(tmp_path / "data", seed=seed, kills=2000, budget_s=1500)
+    print(json.dumps({"seed": seed, "kills": report.kills, "acks": report.acks}))
+    assert report.violations == []
+    assert report.kills == 2000

@@ -22,6 +22,7 @@ extension install``) and the node's interpreter (scripts/install-node-venv.sh).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -31,10 +32,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 PAYLOAD = "x" * 64
 APPEND_SQL = f"SELECT pgraft_log_append(0, '{PAYLOAD}');\n"
 INSERT_SQL = f"INSERT INTO bench_plain(data) VALUES ('{PAYLOAD}');\n"
@@ -135,7 +138,7 @@ class Server:
         return out.stdout.strip()
 
 
-def wait_until(what: str, probe: Any, timeout: float = 30.0) -> Any:
+def wait_until(what: str, probe: Callable[[], T], timeout: float = 30.0) -> T:
     """Poll ``probe()`` (BenchError counts as "not yet") until truthy; BenchError on timeout."""
     deadline = time.monotonic() + timeout
     last = ""
@@ -147,16 +150,18 @@ def wait_until(what: str, probe: Any, timeout: float = 30.0) -> Any:
         except BenchError as exc:
             last = str(exc)
         time.sleep(0.1)
-    raise BenchError(f"timed out waiting for {what} {last}")
+    raise BenchError(f"timed out waiting for {what}: {last}")
+
+
+def running(server: Server) -> bool:
+    return server.sql("SELECT pgraft_get_worker_state()") == "RUNNING"
 
 
 def form_cluster(servers: list[Server]) -> Server:
     """The seed's flow through SQL; returns the leader."""
     for s in servers:
         s.sql("CREATE EXTENSION IF NOT EXISTS pgraft")
-        wait_until(
-            f"node {s.node_id}", lambda s=s: s.sql("SELECT pgraft_get_worker_state()") == "RUNNING"
-        )
+        wait_until(f"node {s.node_id}", functools.partial(running, s))
         s.sql("SELECT pgraft_init()")
     for s in servers[1:]:
         servers[0].sql(f"SELECT pgraft_add_node({s.node_id}, '127.0.0.1', {s.raft_port})")
@@ -165,7 +170,7 @@ def form_cluster(servers: list[Server]) -> Server:
         leaders = {int(s.sql("SELECT pgraft_get_leader()")) for s in servers}
         return leaders.pop() if len(leaders) == 1 and 0 not in leaders else 0
 
-    leader_id = int(wait_until("a leader", agreed))
+    leader_id = wait_until("a leader", agreed)
     return next(s for s in servers if s.node_id == leader_id)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from pgraft.chaos.netns import node_address
 from pgraft.control.client import AsyncControlClient
-from pgraft.control.errors import DUPLICATE_NODE, ControlError
+from pgraft.control.errors import DUPLICATE_NODE, TIMEOUT, ControlError
 
 PEER_PORT = 7000
 DEFAULT_LAUNCHER: tuple[str, ...] = (sys.executable, "-m", "pgraft.chaos.launch")
@@ -261,6 +261,7 @@ class Cluster:
         deadline = time.monotonic() + timeout
         node = self.nodes[node_id]
         last: BaseException | None = None
+        unsure = False  # an earlier attempt may have gone through
         while time.monotonic() < deadline:
             for member in via:
                 try:
@@ -274,10 +275,14 @@ class Cluster:
                     )
                     return
                 except ControlError as exc:
-                    if exc.code == DUPLICATE_NODE:
-                        return  # an earlier attempt that timed out went through
+                    if exc.code == DUPLICATE_NODE and unsure:
+                        return
+                    # A duplicate without an earlier attempt: the member has not yet
+                    # applied the node's removal; ask again.
+                    unsure = unsure or exc.code == TIMEOUT
                     last = exc
                 except (OSError, TimeoutError, ValueError) as exc:
+                    unsure = unsure or not isinstance(exc, ConnectionError | FileNotFoundError)
                     last = exc
             await asyncio.sleep(0.5)
         raise RuntimeError(f"could not add node {node_id}: {last!r}")

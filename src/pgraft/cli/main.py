@@ -60,16 +60,40 @@ def cli(ctx: click.Context, socket_path: str | None, timeout: float, as_json: bo
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="node.json")
+@click.option("--node-id", type=int, help="without --config: this node's id")
+@click.option("--cluster-name", default="pgraft", show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True, help="peer address")
+@click.option("--port", type=int, help="without --config: the Raft peer port")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="without --config")
+@click.option("--bootstrap", is_flag=True, help="with no state: start a one-member cluster")
 @click.option("--parent-pid", type=int, default=None, help="exit when this process goes away")
-def run(config_path: str, parent_pid: int | None) -> None:
-    """Run a node in the foreground."""
-    from pgraft.node.__main__ import main as node_main
+def run(
+    config_path: str | None,
+    node_id: int | None,
+    cluster_name: str,
+    address: str,
+    port: int | None,
+    data_dir: str | None,
+    bootstrap: bool,
+    parent_pid: int | None,
+) -> None:
+    """Run a node in the foreground, from --config or from flags."""
+    from pgraft.node.__main__ import run_app
 
-    argv = ["--config", config_path]
-    if parent_pid is not None:
-        argv += ["--parent-pid", str(parent_pid)]
-    sys.exit(node_main(argv))
+    if config_path is not None:
+        sys.exit(run_app(config_path, parent_pid))
+    if node_id is None or port is None or data_dir is None:
+        _fail(2, "pgraft run: give --config, or --node-id, --port and --data-dir")
+    config = {
+        "node_id": node_id,
+        "cluster_name": cluster_name,
+        "address": address,
+        "port": port,
+        "data_dir": data_dir,
+        "bootstrap": bootstrap,
+    }
+    sys.exit(run_app(config, parent_pid))
 
 
 def _status_table(ctx: click.Context) -> tuple[Table, dict[str, Any], list[dict[str, Any]]]:

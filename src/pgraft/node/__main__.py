@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pgraft.core.types import StorageError
-from pgraft.node.config import ConfigInvalid, load_config
+from pgraft.node.config import ConfigInvalid, load_config, parse_config, read_secret
 from pgraft.node.ops import Op
 
 EXIT_FAILURE = 1
@@ -39,28 +39,33 @@ def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
 
 
 def run_app(
-    config_path: str, parent_pid: int | None, extra_ops: dict[str, Op] | None = None
+    config_source: str | dict[str, Any],
+    parent_pid: int | None,
+    extra_ops: dict[str, Op] | None = None,
 ) -> int:
-    """Load the configuration and run a node until it stops; the exit status."""
+    """Run a node until it stops; the exit status. ``config_source`` is the path of a
+    configuration file (re-read on SIGHUP) or the configuration itself."""
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    path = Path(config_source) if isinstance(config_source, str) else None
     try:
-        config = load_config(config_path)
+        config = load_config(path) if path is not None else parse_config(config_source)
+        secret = read_secret(config)
     except ConfigInvalid as exc:
         print(f"pgraft node: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     from pgraft.node.app import NodeApp
 
     async def go() -> int:
-        app = NodeApp(config, Path(config_path), parent_pid, extra_ops)
+        app = NodeApp(config, path, parent_pid, secret, extra_ops)
         return await app.run()
 
     try:
         return _run_loop(go())
-    except (ConfigInvalid, StorageError, OSError) as exc:
+    except (StorageError, OSError) as exc:
         logging.getLogger("pgraft.node").error("node %d cannot run: %s", config.node_id, exc)
         return EXIT_FAILURE
 

@@ -23,9 +23,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from pgraft.control.errors import (
-    DROPPED,
     DUPLICATE_NODE,
     NO_LEADER,
     NOT_READY,
@@ -53,17 +53,32 @@ def _conf(node: Node) -> ConfState:
     return node.raw.status().conf
 
 
-async def _propose_change(node: Node, cc: ConfChange) -> None:
-    try:
-        await node.act(lambda raw: raw.propose_conf_change(cc))
-    except ProposalDropped as exc:
-        code = NO_LEADER if node.leader == 0 else DROPPED
-        raise ControlError(code, f"membership change refused now ({exc}); retry") from exc
+async def _change(
+    node: Node, cc: ConfChange, done: Callable[[], bool], deadline: float, what: str
+) -> None:
+    """Propose ``cc`` until ``done()`` holds in the locally applied configuration.
+
+    A proposal can be lost without an error (a follower forwards it and the leader
+    drops it because another change is pending, or leadership moves), so it is proposed
+    again every retry period while ``done()`` is false; every change here is idempotent
+    once its goal holds. Raises 57014 at ``deadline``, PR001 without a leader."""
+    retry_s = max(1.0, 2 * node.config.election_timeout_ms / 1000)
+    while not done():
+        try:
+            await node.act(lambda raw: raw.propose_conf_change(cc))
+        except ProposalDropped as exc:
+            if node.leader == 0 and time.monotonic() + retry_s > deadline:
+                raise ControlError(NO_LEADER, f"no leader to change membership ({exc})") from exc
+        round_end = min(deadline, time.monotonic() + retry_s)
+        while not done() and time.monotonic() < round_end:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(node.conf_applied.wait(), round_end - time.monotonic())
+        if not done() and time.monotonic() >= deadline:
+            raise ControlError(TIMEOUT, f"timed out waiting for {what}")
 
 
-async def _until(node: Node, done: object, deadline: float, what: str) -> None:
+async def _until(node: Node, done: Callable[[], bool], deadline: float, what: str) -> None:
     """Wait for configuration changes to apply until ``done()`` holds."""
-    assert callable(done)
     while not done():
         left = deadline - time.monotonic()
         if left <= 0:
@@ -105,11 +120,9 @@ async def add_node(node: Node, args: Args) -> object:
         raise ControlError(DUPLICATE_NODE, f"node {nid} is already a member")
     timeout_ms = max(MIN_ADD_WAIT_MS, int(wait_seconds(node, args) * 1000))
     deadline = time.monotonic() + timeout_ms / 1000
-    await _propose_change(
-        node, ConfChange(ConfChangeType.ADD_LEARNER, nid, address_context(address, port))
-    )
-    await _until(
+    await _change(
         node,
+        ConfChange(ConfChangeType.ADD_LEARNER, nid, address_context(address, port)),
         lambda: nid in _conf(node).learners or nid in _conf(node).voters,
         deadline,
         f"node {nid} to be added as a learner",
@@ -135,9 +148,9 @@ async def remove_node(node: Node, args: Args) -> object:
     if nid not in conf.voters and nid not in conf.learners:
         raise ControlError(UNKNOWN_NODE, f"node {nid} is not a member")
     deadline = time.monotonic() + wait_seconds(node, args)
-    await _propose_change(node, ConfChange(ConfChangeType.REMOVE_NODE, nid))
-    await _until(
+    await _change(
         node,
+        ConfChange(ConfChangeType.REMOVE_NODE, nid),
         lambda: nid not in _conf(node).voters and nid not in _conf(node).learners,
         deadline,
         f"node {nid} to be removed",

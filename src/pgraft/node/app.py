@@ -34,7 +34,7 @@ from pgraft.control.protocol import Args
 from pgraft.control.server import ControlServer
 from pgraft.core.types import Message
 from pgraft.node.admin import ADMIN_OPS, Promoter, lead_alone
-from pgraft.node.config import RELOADABLE, ConfigInvalid, NodeConfig, load_config, read_secret
+from pgraft.node.config import RELOADABLE, ConfigInvalid, NodeConfig, load_config
 from pgraft.node.ops import DATA_OPS, Op
 from pgraft.node.reports import REPORT_OPS
 from pgraft.node.runtime import Node
@@ -53,13 +53,14 @@ class NodeApp:
         config: NodeConfig,
         config_path: Path | None,
         parent_pid: int | None,
+        secret: bytes | None,
         extra_ops: dict[str, Op] | None = None,
     ) -> None:
         self.config = config
         self._config_path = config_path
         self._parent_pid = parent_pid
         self._stop = asyncio.Event()
-        self.backend = Backend(config, read_secret(config), self._deliver, self._accept)
+        self.backend = Backend(config, secret, self._deliver, self._accept)
         self.node = Node(config, self.backend)
         self.node.promote = Promoter(self.node).run_once
         self._ops = {**HANDLERS, **(extra_ops or {})}

@@ -7,8 +7,8 @@ either reads local state or goes through consensus via the ``Node``: a write pro
 command carrying a fresh 16-byte request id and waits for the state machine's result
 for that id; a linearizable read asks the core for a ReadIndex, waits until this node
 has applied up to it and then reads locally. Membership, status and lifecycle
-operations live in ``pgraft.node.admin`` and ``pgraft.node.reports``; ``handlers``
-joins the three tables.
+operations live in ``pgraft.node.admin`` and ``pgraft.node.reports``;
+``pgraft.node.app.HANDLERS`` joins the three tables.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pgraft.control.errors import (
     not_initialized,
 )
 from pgraft.control.protocol import Args
+from pgraft.core.types import ProposalDropped
 from pgraft.node.runtime import Node
 from pgraft.statemachine import Result, commands
 
@@ -67,7 +68,11 @@ async def read_index(node: Node, timeout: float) -> int:
         raise ControlError(NO_LEADER, "no leader is known; retry")
     ctx = os.urandom(16)
     fut = node.reads.wait(ctx)
-    await node.act(lambda raw: raw.read_index(ctx))
+    try:
+        await node.act(lambda raw: raw.read_index(ctx))
+    except ProposalDropped as exc:
+        fut.cancel()
+        raise ControlError(NO_LEADER, f"no leader to confirm a read ({exc}); retry") from exc
     return int(await node.wait(fut, timeout, "the leader to confirm a read index"))
 
 

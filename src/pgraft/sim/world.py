@@ -261,6 +261,8 @@ class World:
             options.append(ConfChange(ConfChangeType.REMOVE_NODE, learner))
         if len(conf.voters) > m.min_voters:
             options.extend(ConfChange(ConfChangeType.REMOVE_NODE, v) for v in sorted(conf.voters))
+        retired = {n.id for n in self.nodes.values() if n.retired}
+        options = [cc for cc in options if cc.node_id not in retired]  # a stale view
         if not options:
             return None
         cc = rng.choice(options)
