@@ -185,7 +185,11 @@ define_settings(void)
 							NULL, &pgraft_log_retention, 5000, 0, INT_MAX,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
+#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("pgraft");
+#else
+	EmitWarningsOnPlaceholders("pgraft");
+#endif
 }
 
 static void

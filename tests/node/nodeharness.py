@@ -47,6 +47,23 @@ def wait_until(pred: Callable[[], Any], timeout: float = 15.0, what: str = "cond
     raise AssertionError(f"timed out waiting for {what} (last error: {last_exc!r})")
 
 
+RETRY_CODES = frozenset({"PR001", "PR002", "57014"})
+
+
+def append(n: NodeProc, data: str, attempts: int = 10) -> int:
+    """``log_append`` retried on the codes that mean "try again" (no leader right now,
+    proposal dropped or lost in a leader change), as a client would."""
+    for attempt in range(attempts):
+        try:
+            index: int = n.call("log_append", term=0, data=data, timeout_ms=5000)
+            return index
+        except ControlError as exc:
+            if exc.code not in RETRY_CODES or attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 class NodeProc:
     def __init__(self, root: Path, node_id: int, cluster_name: str, **overrides: Any) -> None:
         self.node_id = node_id

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import signal
+import threading
 
 import pytest
-from nodeharness import Cluster, NodeProc, wait_until
+from nodeharness import Cluster, NodeProc, append, wait_until
 
 from pgraft.control.errors import ControlError
 
@@ -42,7 +43,7 @@ def test_five_nodes_elect_and_survive_two_failures(cluster: Cluster) -> None:
     survivors = others[1:]
     new = cluster.leader(survivors)
     assert new is not leader
-    index = survivors[0].call("log_append", term=0, data="after-two-failures")
+    index = append(survivors[0], "after-two-failures")
     for n in survivors:
         n.call("log_apply", index=index)
         assert (index, "after-two-failures") in read_log(n)
@@ -57,7 +58,7 @@ def test_sigkill_of_leader_loses_no_acknowledged_entry(cluster: Cluster) -> None
     survivors = [n for n in nodes if n is not leader]
     new = cluster.leader(survivors)
     assert new.call("term") > old_term
-    acked[new.call("log_append", term=0, data="b")] = "b"
+    acked[append(new, "b")] = "b"
     for n in survivors:
         n.call("sync_with_leader")
         log = dict(read_log(n))
@@ -102,7 +103,7 @@ def test_remove_follower_then_leader(cluster: Cluster) -> None:
     assert leader.call("remove_node", node_id=leader.node_id) is True
     last = next(n for n in rest if n is not leader)
     wait_until(lambda: last.call("is_leader"), what="the last member to lead")
-    index = last.call("log_append", term=0, data="alone")
+    index = append(last, "alone")
     assert (index, "alone") in read_log(last)
     assert last.call("cluster_status")["num_nodes"] == 1
 
@@ -141,3 +142,43 @@ def test_sighup_reloads_timeouts(cluster: Cluster) -> None:
     n.signal(signal.SIGHUP)
     wait_until(lambda: "election_timeout_ms=700" in n.log_text(), what="the reload log line")
     wait_until(lambda: n.call("is_leader"), what="the node to lead after the reload")
+
+
+def test_appends_racing_a_leader_crash_are_never_lost(cluster: Cluster) -> None:
+    nodes = cluster.form(3)
+    leader = cluster.leader()
+    client_node = next(n for n in nodes if n is not leader)
+    acked: dict[int, str] = {}
+    stop = threading.Event()
+
+    def writer() -> None:
+        for i in range(5000):
+            if stop.is_set():
+                return
+            try:
+                index = client_node.call("log_append", term=0, data=f"w{i}", timeout_ms=3000)
+            except ControlError:
+                continue  # outcome unknown: may or may not be in the log
+            acked[index] = f"w{i}"
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        wait_until(lambda: len(acked) >= 20, what="some appends before the crash")
+        leader.kill()
+        before = len(acked)
+        wait_until(lambda: len(acked) >= before + 20, 30, "appends under the new leader")
+    finally:
+        stop.set()
+        thread.join(30)
+    survivors = [n for n in nodes if n is not leader]
+    cluster.leader(survivors)
+    logs = []
+    for n in survivors:
+        n.call("sync_with_leader")
+        logs.append(dict(read_log(n)))
+    assert all(logs[0].get(i) == d for i, d in acked.items())
+    upto = min(max(log) for log in logs)  # a late, unacknowledged entry may land in between
+    assert {i: d for i, d in logs[0].items() if i <= upto} == {
+        i: d for i, d in logs[1].items() if i <= upto
+    }

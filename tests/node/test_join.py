@@ -6,7 +6,7 @@ import json
 import socket
 
 import pytest
-from nodeharness import Cluster, NodeProc
+from nodeharness import Cluster, NodeProc, append
 
 from pgraft.control.errors import ControlError
 from pgraft.control.protocol import encode_request
@@ -105,7 +105,7 @@ def test_new_node_catches_up_by_snapshot_then_votes(cluster: Cluster) -> None:
     # The new member votes: with the other old member gone it completes a quorum.
     other = next(n for n in nodes if n is not leader)
     other.kill()
-    index = leader.call("log_append", term=0, data="needs the new voter", timeout_ms=20_000)
+    index = append(leader, "needs the new voter")
     new.call("log_apply", index=index)
 
 

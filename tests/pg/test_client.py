@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -302,3 +303,23 @@ def test_unusable_interpreter_is_retried_with_backoff_and_reported(cluster: Clus
     wait_for("a failed start to be retried", retried, timeout=15)
     assert 'could not execute "/nonexistent/python3"' in s.log()
     assert s.error("SELECT pgraft_get_cluster_status()").sqlstate == "08006"
+
+
+def test_relative_secret_file_reaches_the_node_as_an_absolute_path(cluster: Cluster) -> None:
+    s = cluster.add(
+        1, settings={"pgraft.worker_enabled": "off", "pgraft.secret_file": "'raft.secret'"}
+    )
+    secret = s.data / "raft.secret"
+    secret.write_text("correct horse battery staple\n")
+    os.chmod(secret, 0o600)
+    shutil.chown(secret, "postgres", "postgres")
+    s.psql("CREATE EXTENSION pgraft")
+    s.psql("ALTER SYSTEM SET pgraft.worker_enabled = on")
+    s.psql("SELECT pg_reload_conf()")
+    s.wait_running()
+    config = json.loads((s.data / "pgraft" / "node.json").read_text())
+    assert config["secret_file"] == str(s.data / "raft.secret")
+    assert config["control_socket"] == str(s.data / "pgraft.sock")
+    assert (config["pg_port"], config["port"], config["node_id"]) == (s.port, s.raft_port, 1)
+    assert config["bootstrap"] is False
+    assert s.scalar("SELECT pgraft_init()") == "t"

@@ -27,6 +27,9 @@ Fault kinds:
   empty and add it back;
 * ``disk``       -- fill the disk node's file system so its writes fail (ENOSPC); the
   node must stop without acknowledging anything; then free the space and restart it.
+  SQLite keeps writing into its preallocated WAL, so the stop can come late (even after
+  the space is back): an exit whose last log line reports a full disk is recorded as a
+  disk stop, not a problem, and the node is restarted.
 
 Anything a fault exposes beyond what the checkers see (a node that cannot restart
 after its disk filled, say) is recorded as a problem.
@@ -55,6 +58,7 @@ PROCESS_KINDS = ("kill", "pause", "membership")
 ALL_KINDS = PROCESS_KINDS + NETWORK_KINDS + ("disk",)
 RECOVERY_LIMIT_S = 60.0
 DISK_EXIT_WAIT_S = 15
+DISK_FULL_SIGNS = ("disk is full", "No space left")
 
 
 @dataclass
@@ -126,6 +130,7 @@ class Nemesis:
     records: list[FaultRecord] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     removed: set[int] = field(default_factory=set)
+    disk_stops: list[str] = field(default_factory=list)  # fail-stops on a full disk
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -151,16 +156,26 @@ class Nemesis:
         if self.network is not None:
             self.network.heal()
         for node_id in self.cluster.ids:
-            node = self.cluster.nodes[node_id]
-            if node.paused:
+            if self.cluster.nodes[node_id].paused:
                 self.cluster.signal(node_id, signal.SIGCONT)
-            code = self.cluster.reap(node_id)
-            if code is not None and node_id not in self.removed:
-                self.problems.append(f"node {node_id} exited with status {code} by itself")
-            if node.proc is None and node_id not in self.removed:
-                self.cluster.start(node_id)
+        self.revive()
         for node_id in sorted(self.removed):
             await self._rejoin(node_id)
+
+    def revive(self) -> None:
+        """Restart every member that is not running. A node that exited by itself is a
+        problem, unless it stopped on a full disk (fail-stop is what it should do)."""
+        for node_id in self.cluster.ids:
+            node = self.cluster.nodes[node_id]
+            code = self.cluster.reap(node_id)
+            if code is not None and node_id not in self.removed:
+                last = node.log_tail(1)
+                if any(sign in last for sign in DISK_FULL_SIGNS):
+                    self.disk_stops.append(f"node {node_id} stopped: {last}")
+                else:
+                    self.problems.append(f"node {node_id} exited with status {code}: {last}")
+            if node.proc is None and node_id not in self.removed:
+                self.cluster.start(node_id)
 
     async def _target(self) -> int:
         if self.rng.random() < 0.5:
@@ -297,6 +312,8 @@ class Nemesis:
                 break
             await asyncio.sleep(0.1)
         record.note = "node kept running" if code is None else f"node exited with {code}"
+        if code is not None:
+            self.disk_stops.append(f"node {node.node_id} stopped: {node.log_tail(1)}")
         filler.unlink()
         if code is not None:
             self.cluster.start(node.node_id)

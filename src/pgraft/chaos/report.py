@@ -68,6 +68,7 @@ class Report:
         ]
         lines += [f"  violation: {v}" for v in d["violation_details"]]
         lines += [f"  problem: {p}" for p in d["problems"]]
+        lines += [f"  fail-stop on full disk: {s}" for s in d["disk_stops"]]
         lines.append("PASS" if self.passed else "FAIL")
         return "\n".join(lines)
 
@@ -85,6 +86,7 @@ def build_report(
     ops: Sequence[Op],
     faults: Sequence[FaultRecord],
     probes: tuple[int, int],
+    disk_stops: Sequence[str],
     problems: Sequence[str],
     lin: CheckResult,
     log: LogCheckResult,
@@ -151,6 +153,7 @@ def build_report(
         "violation_details": details[:MAX_LISTED],
         "lost_acknowledgements": len(log.lost),
         "problems": list(problems),
+        "disk_stops": list(disk_stops),
         "passed": violations == 0 and lin.verdict is Verdict.LINEARIZABLE and not problems,
     }
     return Report(data)

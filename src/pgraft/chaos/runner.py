@@ -83,7 +83,7 @@ async def run(config: RunConfig) -> Report:
         cluster.mount_disks()
         await cluster.bootstrap()
         history = History()
-        workload = Workload(cluster, history, rng, config.workload)
+        workload = Workload(cluster, history, random.Random(config.seed + 2), config.workload)
         prober = Prober(cluster, random.Random(config.seed + 1))
         nemesis = Nemesis(
             cluster, network, rng, prober, kinds, hold_s=config.hold_s, calm_s=config.calm_s
@@ -102,7 +102,7 @@ async def run(config: RunConfig) -> Report:
         await asyncio.wait_for(asyncio.gather(*work), timeout=60.0)
         elapsed = time.monotonic() - started
         await nemesis.heal()
-        settled = await settle(cluster)
+        settled = await settle(cluster, nemesis)
         logs = await read_logs(cluster)
         ops = history.ops()
         if config.history_path is not None:
@@ -117,6 +117,7 @@ async def run(config: RunConfig) -> Report:
             partitions="netns + ip-rule blackhole" if network else "none (no ip netns)",
             ops=ops,
             faults=nemesis.records,
+            disk_stops=nemesis.disk_stops,
             probes=(prober.attempts, len(prober.acks)),
             problems=[*nemesis.problems, *([settled] if settled else [])],
             lin=lin,
@@ -132,12 +133,13 @@ async def run(config: RunConfig) -> Report:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def settle(cluster: Cluster) -> str:
+async def settle(cluster: Cluster, nemesis: Nemesis) -> str:
     """Wait until every node answers and all have applied the same index; "" when they
     have, else what each node last said."""
     deadline = time.monotonic() + SETTLE_LIMIT_S
     seen: dict[int, object] = {}
     while time.monotonic() < deadline:
+        nemesis.revive()
         for node_id in cluster.ids:
             try:
                 stats = await cluster.call(node_id, "log_stats", timeout=2.0)

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import stat
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
@@ -92,8 +93,8 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         slots = asyncio.Semaphore(self._max_inflight)
-        queue: asyncio.Queue[asyncio.Task[bytes] | None] = asyncio.Queue()
-        writer_task = asyncio.create_task(self._write_replies(queue, writer, slots))
+        replies = _ReplyQueue()
+        writer_task = asyncio.create_task(self._write_replies(replies, writer, slots))
         try:
             while True:
                 await slots.acquire()
@@ -101,7 +102,7 @@ class ControlServer:
                     line = await reader.readline()
                 except ValueError:  # line longer than the limit
                     err = ControlError(INVALID_PARAMETER, "request line too long")
-                    queue.put_nowait(asyncio.create_task(_constant(encode_error(err))))
+                    replies.put(asyncio.create_task(_constant(encode_error(err))))
                     break
                 except ConnectionError:
                     break
@@ -110,24 +111,25 @@ class ControlServer:
                 if not line.strip():
                     slots.release()
                     continue
-                queue.put_nowait(asyncio.create_task(self._run(line)))
+                replies.put(asyncio.create_task(self._run(line)))
         finally:
-            queue.put_nowait(None)
+            replies.put(None)
             with contextlib.suppress(ConnectionError):
                 await writer_task
 
     async def _write_replies(
-        self,
-        queue: asyncio.Queue[asyncio.Task[bytes] | None],
-        writer: asyncio.StreamWriter,
-        slots: asyncio.Semaphore,
+        self, replies: _ReplyQueue, writer: asyncio.StreamWriter, slots: asyncio.Semaphore
     ) -> None:
-        while (task := await queue.get()) is not None:
-            reply = await task
+        """Write replies in request order; replies already computed behind the one
+        awaited go out in the same write (one syscall for a pipelined burst)."""
+        while (head := await replies.get()) is not None:
+            out = [await head]
             slots.release()
-            writer.write(reply)
-            if queue.empty():
-                await writer.drain()
+            while (task := replies.pop_done()) is not None:
+                out.append(task.result())
+                slots.release()
+            writer.write(b"".join(out))
+            await writer.drain()
 
     async def _run(self, line: bytes) -> bytes:
         try:
@@ -143,3 +145,27 @@ class ControlServer:
 
 async def _constant(data: bytes) -> bytes:
     return data
+
+
+class _ReplyQueue:
+    """FIFO of reply tasks (``None`` ends the connection) that can also hand out its
+    head without waiting when that task has already finished."""
+
+    def __init__(self) -> None:
+        self._items: deque[asyncio.Task[bytes] | None] = deque()
+        self._nonempty = asyncio.Event()
+
+    def put(self, item: asyncio.Task[bytes] | None) -> None:
+        self._items.append(item)
+        self._nonempty.set()
+
+    async def get(self) -> asyncio.Task[bytes] | None:
+        while not self._items:
+            self._nonempty.clear()
+            await self._nonempty.wait()
+        return self._items.popleft()
+
+    def pop_done(self) -> asyncio.Task[bytes] | None:
+        if self._items and self._items[0] is not None and self._items[0].done():
+            return self._items.popleft()
+        return None

@@ -10,6 +10,9 @@ snapshot. Changes take effect when applied; the leader allows only one unapplied
 at a time and only after an entry of its term committed, which keeps any two successive
 configurations overlapping in a majority (single-server change safety).
 
+Removed members are remembered (until re-added): their vote requests are ignored, so a
+node that missed its own removal cannot depose anyone even without PreVote/CheckQuorum.
+
 A leader starts tracking a new member (probing from its own last index) and stops
 tracking a removed one. A leader that is no longer a voter hands leadership over.
 """
@@ -26,23 +29,26 @@ if TYPE_CHECKING:
     from pgraft.core.raft import Raft
 
 
-def apply_membership(voters: set[int], learners: set[int], cc: ConfChange) -> None:
-    """Assign ``cc.node_id`` its new role in place."""
+def apply_membership(r: Raft, cc: ConfChange) -> None:
+    """Assign ``cc.node_id`` its new role (and remember removed members)."""
     nid = cc.node_id
     if cc.type == ConfChangeType.ADD_NODE:
-        voters.add(nid)
-        learners.discard(nid)
+        r.voters.add(nid)
+        r.learners.discard(nid)
+        r.removed.discard(nid)
     elif cc.type == ConfChangeType.ADD_LEARNER:
-        voters.discard(nid)
-        learners.add(nid)
+        r.voters.discard(nid)
+        r.learners.add(nid)
+        r.removed.discard(nid)
     else:
-        voters.discard(nid)
-        learners.discard(nid)
+        r.voters.discard(nid)
+        r.learners.discard(nid)
+        r.removed.add(nid)
 
 
 def apply_conf_change(r: Raft, cc: ConfChange) -> None:
     """A committed membership change is applied (called from ``RawNode.advance``)."""
-    apply_membership(r.voters, r.learners, cc)
+    apply_membership(r, cc)
     nid = cc.node_id
     if nid in r.voters or nid in r.learners:
         pr = r.prs.get(nid)

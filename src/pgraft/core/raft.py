@@ -11,7 +11,8 @@ the runtime together with what must be persisted first.
 term makes this node a follower of that term, except that a vote request arriving while
 this node believes in a live leader (it heard from one within an election timeout and
 CheckQuorum is on) is ignored unless it comes from a leadership transfer -- the leader
-*lease* that keeps a partitioned or removed node from disrupting the cluster. PreVote
+*lease* that keeps a partitioned or removed node from disrupting the cluster; vote
+requests from a node whose removal this node applied are always ignored. PreVote
 probes and granted PreVote answers change no term. Messages from lower terms are
 ignored, except that a stale leader is told the current term so it steps down. Then
 the role's handler runs: ``leader.step_leader``, ``follower.step_follower`` or
@@ -92,6 +93,7 @@ class Raft:
         "randomized_election_timeout",
         "read_only",
         "read_states",
+        "removed",
         "rng",
         "role",
         "term",
@@ -113,6 +115,7 @@ class Raft:
         self.vote = hs.vote
         self.voters: set[int] = set(cs.voters)
         self.learners: set[int] = set(cs.learners) - self.voters
+        self.removed: set[int] = set()  # members whose removal this node applied
         self.prs: dict[int, Progress] = {}
         self.msgs: list[Message] = []
         self.read_states: list[ReadState] = []
@@ -142,7 +145,7 @@ class Raft:
             if cfg.applied >= log.first_index():
                 for e in log.slice(log.first_index(), cfg.applied + 1):
                     if e.type == EntryType.CONF_CHANGE:
-                        apply_membership(self.voters, self.learners, ConfChange.decode(e.data))
+                        apply_membership(self, ConfChange.decode(e.data))
             log.applied_to(max(cfg.applied, log.applied))
         self.become_follower(self.term, 0)
 
@@ -310,8 +313,10 @@ class Raft:
             pass
         elif m.term > self.term:
             if isinstance(m, VoteRequest):
-                if m.frm not in self.voters or (not m.transfer and self.in_lease()):
-                    return
+                if self.in_lease() and (not m.transfer or m.frm not in self.voters):
+                    return  # a live leader: ignore disruptive (or non-member) candidates
+                if m.frm in self.removed:
+                    return  # we applied its removal: it must not change our term
                 if not m.pre_vote:
                     self.become_follower(m.term, 0)
             elif isinstance(m, VoteResponse) and m.pre_vote and not m.reject:
@@ -328,7 +333,7 @@ class Raft:
                 self.send(VoteResponse(self.cluster_id, self.id, m.frm, self.term, True, True))
             return
         if isinstance(m, VoteRequest):
-            if m.frm in self.voters:
+            if m.frm not in self.removed:
                 self._handle_vote_request(m)
             return
         if self.role == Role.LEADER:

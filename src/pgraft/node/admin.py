@@ -13,8 +13,9 @@ node): a learner whose match index is within ``CATCH_UP_SLACK`` of the leader's 
 index is promoted with ``ADD_NODE``; a learner that never acknowledged anything within
 the join timeout (unreachable, or it refused to join because it holds other data) is
 removed again, and the waiting ``add_node`` fails with 55000. Only one configuration
-change can be pending at a time, so proposals the core drops are simply retried on the
-next round.
+change can be pending at a time, and a change forwarded by a follower can be dropped
+silently, so every change is re-proposed until its goal holds in the applied
+configuration (``_change``), and the promoter simply tries again on its next round.
 """
 
 from __future__ import annotations

@@ -114,8 +114,10 @@ def _check_ranges(c: NodeConfig) -> None:
             f"config key 'port': {c.port} is PostgreSQL's own port (pg_port); the Raft "
             "peer port must differ"
         )
-    if bool(c.tls_cert) != bool(c.tls_key):
-        raise ConfigInvalid("config key 'tls_cert': tls_cert and tls_key go together")
+    if bool(c.tls_cert) != bool(c.tls_key) or bool(c.tls_cert) != bool(c.tls_ca):
+        raise ConfigInvalid(
+            "config key 'tls_cert': tls_cert, tls_key and tls_ca go together (mutual TLS)"
+        )
 
 
 def parse_config(raw: object) -> NodeConfig:

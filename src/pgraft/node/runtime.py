@@ -94,6 +94,7 @@ class Node:
         self._adopt_to: int | None = None
         self._retime = False
         self._hard = HardState()
+        self._ticks = (0, 0)  # (heartbeat_tick, election_tick) of the current core
         self.promote: Callable[[RawNode], None] | None = None
 
     # ------------------------------------------------------------ core lifecycle
@@ -101,6 +102,7 @@ class Node:
     def start_core(self) -> None:
         """(Re)create the ``RawNode`` over the backend's storage (start, init, adoption)."""
         _tick_ms, hb, el = self.config.timing()
+        self._ticks = (hb, el)
         storage = self.backend.storage
         cfg = Config(
             node_id=self.config.node_id,
@@ -164,10 +166,13 @@ class Node:
         self.start_core()
 
     def request_retime(self) -> None:
-        """Apply changed heartbeat/election timeouts (SIGHUP): the driver rebuilds the
-        core from storage; volatile leader state is lost, exactly as after a restart."""
-        self._retime = True
-        self._wake.set()
+        """Apply changed heartbeat/election timeouts (SIGHUP). When the timeouts keep
+        their ratio only the tick period changes (the timer reads it every tick);
+        otherwise the driver rebuilds the core from storage with the new tick counts and
+        volatile leader state is lost, exactly as after a restart."""
+        if self.config.timing()[1:] != self._ticks:
+            self._retime = True
+            self._wake.set()
 
     def set_debug(self, enabled: bool) -> None:
         logging.getLogger("pgraft").setLevel(logging.DEBUG if enabled else logging.INFO)
@@ -291,6 +296,7 @@ class Node:
         if rd.hard_state is not None:
             self.committed.advance(rd.hard_state.commit)
         if rd.snapshot is not None:
+            self.committed.advance(rd.snapshot.meta.index)
             self.applied.advance(rd.snapshot.meta.index)
         if rd.committed_entries:
             self.applied.advance(rd.committed_entries[-1].index)

@@ -15,7 +15,8 @@ The state machine is a running CRC-32 over the applied entries (``digest``) plus
 applied index. Its snapshot image is that checksum, so a node restored from a
 snapshot can be compared with nodes that applied the entries one by one.
 
-Each step of every hook reports to the ``Checker``; a broken property raises
+Applying also checks that each entry is the next index, is committed and is the entry
+stored at that index. Each step of every hook reports to the ``Checker``; a broken property raises
 ``Violation`` out of ``process``.
 """
 
@@ -218,6 +219,16 @@ class SimNode:
             if e.index != self.applied + 1:
                 raise Violation(
                     "apply-gap", f"node {self.id} applied {self.applied}, next given {e.index}"
+                )
+            if e.index > self.hs.commit:
+                raise Violation(
+                    "apply-uncommitted",
+                    f"node {self.id} applies {e.index} > commit {self.hs.commit}",
+                )
+            stored = self.storage.entries(e.index, e.index + 1)[0]
+            if stored != e:
+                raise Violation(
+                    "apply-not-in-log", f"node {self.id} applies {e!r} but stored {stored!r}"
                 )
             header = b"%d:%d:" % (e.term, e.type)
             self.digest = zlib.crc32(e.data, zlib.crc32(header, self.digest))

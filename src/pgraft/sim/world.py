@@ -101,6 +101,7 @@ class World:
     def tick(self, skip: float) -> None:
         self.clock += 1
         self.net.advance(self.clock)
+        self.trace.add(0, "tick", self.clock)
         rng = self.rng
         for node in list(self.nodes.values()):
             raw = node.raw
