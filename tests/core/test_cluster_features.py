@@ -19,6 +19,7 @@ from pgraft.core import (
     ProposalDropped,
     RawNode,
     Role,
+    VoteResponse,
 )
 
 
@@ -169,11 +170,9 @@ def test_add_learner_promote_and_remove() -> None:
     assert net.node(1).status().term == 1
 
 
-def test_one_pending_conf_change_and_term_rule() -> None:
+def test_only_one_pending_conf_change() -> None:
     net = Net([1, 2, 3])
-    net.node(1).campaign()
-    # Elected, but the no-op is not committed yet in this Ready round: drop.
-    net.stabilize()
+    net.elect(1)
     net.isolate(1)
     net.node(1).propose_conf_change(_cc(ConfChangeType.ADD_LEARNER, 4))
     with pytest.raises(ProposalDropped):
@@ -186,16 +185,10 @@ def test_one_pending_conf_change_and_term_rule() -> None:
 def test_conf_change_refused_before_term_entry_committed() -> None:
     storage = MemoryStorage.bootstrap(ConfState(frozenset({1, 2})))
     node = RawNode(Config(1, CLUSTER), storage, random.Random(1))
-    node.campaign()
-    node.campaign()  # pre-vote then vote requests are out; no answers
-    rd = node.ready()
-    storage.append(rd.entries)
-    node.advance(rd)
-    from pgraft.core import VoteResponse
-
-    node.step(VoteResponse(CLUSTER, 2, 1, 1, False, True))
-    node.step(VoteResponse(CLUSTER, 2, 1, 1, False, False))
-    assert node.status().role == Role.LEADER
+    node.campaign()  # pre-vote requests go out
+    node.step(VoteResponse(CLUSTER, 2, 1, 1, False, True))  # pre-vote granted
+    node.step(VoteResponse(CLUSTER, 2, 1, 1, False, False))  # vote granted
+    assert node.status().role == Role.LEADER  # its no-op is not acknowledged yet
     with pytest.raises(ProposalDropped):
         node.propose_conf_change(_cc(ConfChangeType.ADD_NODE, 3))
 
@@ -409,3 +402,17 @@ def test_removed_node_unaware_of_removal_never_disrupts() -> None:
     assert net.leader() == 1
     assert net.node(1).status().term == 1
     assert net.node(2).status().term == 1
+
+
+def test_removed_node_ignored_even_without_prevote_and_check_quorum() -> None:
+    net = Net([1, 2, 3], pre_vote=False, check_quorum=False)
+    net.elect(1)
+    net.isolate(3)
+    net.node(1).propose_conf_change(_cc(ConfChangeType.REMOVE_NODE, 3))
+    net.stabilize()
+    net.tick(30)
+    net.heal()
+    net.tick(60)  # 3 campaigns at ever higher terms; 1 and 2 ignore it
+    assert net.leader() == 1
+    assert net.node(2).status().term == 1
+    assert net.node(3).status().term > 1

@@ -71,11 +71,15 @@ def test_restarted_node_catches_up_from_disk_and_leader(cluster: Cluster) -> Non
     follower = next(n for n in nodes if n is not leader)
     leader.call("log_append", term=0, data="before")
     assert follower.stop() == 0
-    indexes = [leader.call("log_append", term=0, data=f"while-down-{i}") for i in range(10)]
+    for i in range(10):
+        leader.call("log_append", term=0, data=f"while-down-{i}")
     follower.start()
-    follower.call("log_apply", index=indexes[-1], timeout_ms=20_000)
+    # Right after the restart no leader is known yet: the append waits for one.
+    after = follower.call("log_append", term=0, data="right-after-restart")
+    follower.call("log_apply", index=after, timeout_ms=20_000)
     log = read_log(follower)
-    assert [d for _, d in log] == ["before"] + [f"while-down-{i}" for i in range(10)]
+    expected = ["before"] + [f"while-down-{i}" for i in range(10)] + ["right-after-restart"]
+    assert [d for _, d in log] == expected
     assert "resumes cluster" in follower.log_text()
 
 
@@ -116,14 +120,16 @@ def test_transfer_leadership(cluster: Cluster) -> None:
     assert cluster.leader().node_id == target.node_id
 
 
-def test_term_fencing(cluster: Cluster) -> None:
+def test_term_fencing_and_the_seed_example_on_a_fresh_cluster(cluster: Cluster) -> None:
     (n,) = cluster.form(1)
-    term = n.call("term")
-    assert n.call("log_append", term=term, data="fenced-ok") > 0
+    assert n.call("term") == 1  # the seed's example fences with term 1 right after init
+    index = n.call("log_append", term=1, data="fenced-ok")
+    assert n.call("log_commit", index=1) is True
+    assert n.call("log_apply", index=1) is True
     with pytest.raises(ControlError) as exc:
-        n.call("log_append", term=term + 7, data="fenced-bad")
+        n.call("log_append", term=7, data="fenced-bad")
     assert exc.value.code == "PR003"
-    assert [d for _, d in read_log(n)] == ["fenced-ok"]
+    assert read_log(n) == [(index, "fenced-ok")]
 
 
 def test_sigterm_is_a_clean_stop(cluster: Cluster) -> None:

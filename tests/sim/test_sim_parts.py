@@ -9,6 +9,7 @@ import pytest
 
 from pgraft.core.storage import MemoryStorage
 from pgraft.core.types import (
+    AppendEntries,
     AppendResponse,
     ConfState,
     Entry,
@@ -131,15 +132,28 @@ def test_checker_monotonic_state_and_restart() -> None:
 
 def test_checker_durability_before_sending() -> None:
     c = Checker()
+    s = MemoryStorage.bootstrap(ConfState(voters=frozenset({1, 2, 3})))
     grant = VoteResponse(1, 1, 2, 3, reject=False)
-    assert _kind(c.on_send, 1, grant, HardState(3, 0, 0), 0) == "vote-not-durable"
-    assert _kind(c.on_send, 1, grant, HardState(2, 2, 0), 0) == "term-not-durable"
-    c.on_send(1, grant, HardState(3, 2, 0), 0)
+    assert _kind(c.on_send, 1, grant, HardState(3, 0, 0), s) == "vote-not-durable"
+    c.on_send(1, VoteResponse(1, 1, 2, 2, reject=False), HardState(3, 0, 0), s)
+    assert _kind(c.on_send, 1, grant, HardState(2, 2, 0), s) == "term-not-durable"
+    c.on_send(1, grant, HardState(3, 2, 0), s)
     other = VoteResponse(1, 1, 4, 3, reject=False)
-    assert _kind(c.on_send, 1, other, HardState(3, 4, 0), 0) == "double-vote"
-    ack = AppendResponse(1, 1, 2, 3, index=5)
-    assert _kind(c.on_send, 1, ack, HardState(3, 2, 0), 4) == "ack-not-durable"
-    c.on_send(1, ack, HardState(3, 2, 0), 5)
+    assert _kind(c.on_send, 1, other, HardState(3, 4, 0), s) == "double-vote"
+
+
+def test_checker_acknowledgements_must_match_the_leaders_log() -> None:
+    c = Checker()
+    s = MemoryStorage.bootstrap(ConfState(voters=frozenset({1, 2, 3})))
+    hs = HardState(3, 2, 0)
+    c.on_send(2, AppendEntries(1, 2, 1, 2, 0, 0, (Entry(2, 1), Entry(2, 2)), 0), hs, s)
+    s.append([Entry(3, 1)])
+    ack = AppendResponse(1, 1, 2, 2, index=2)
+    assert _kind(c.on_send, 1, ack, hs, s) == "ack-not-durable"  # beyond the log
+    ack = AppendResponse(1, 1, 2, 2, index=1)
+    assert _kind(c.on_send, 1, ack, hs, s) == "ack-not-durable"  # another entry there
+    s.append([Entry(2, 1), Entry(2, 2)])
+    c.on_send(1, AppendResponse(1, 1, 2, 2, index=2), hs, s)
 
 
 def test_checker_linearizable_reads() -> None:

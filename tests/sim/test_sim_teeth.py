@@ -36,11 +36,11 @@ SAFETY = {
 }
 
 
-def _assert_caught(mix: str, seeds: int, kinds: set[str]) -> None:
+def _assert_caught(mix: str, seeds: int, kinds: set[str], steps: int = STEPS) -> None:
     """Some seed below ``seeds`` must fail with one of ``kinds``."""
     other: list[str] = []
     for seed in range(seeds):
-        result = run_seed(seed, STEPS, MIXES[mix])
+        result = run_seed(seed, steps, MIXES[mix])
         if result.ok:
             continue
         if result.kind in kinds:
@@ -50,9 +50,9 @@ def _assert_caught(mix: str, seeds: int, kinds: set[str]) -> None:
     pytest.fail(f"no {sorted(kinds)} violation in {seeds} seeds of mix {mix}; other: {other}")
 
 
-def _assert_clean(mix: str, seeds: int) -> None:
+def _assert_clean(mix: str, seeds: int, steps: int = STEPS) -> None:
     for seed in range(seeds):
-        result = run_seed(seed, STEPS, MIXES[mix])
+        result = run_seed(seed, steps, MIXES[mix])
         assert result.ok, result.report
 
 
@@ -128,5 +128,5 @@ def test_figure8_consequence_is_caught_without_the_commit_rule_check(
     with monkeypatch.context() as m:
         _commit_by_counting(m)
         m.setattr(Checker, "on_leader_commit", lambda self, node, hs, storage: None)
-        _assert_caught("figure8", 100, SAFETY)
-    _assert_clean("figure8", 100)
+        _assert_caught("figure8", 150, SAFETY, steps=2000)
+    _assert_clean("figure8", 150, steps=2000)

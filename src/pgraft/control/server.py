@@ -8,7 +8,8 @@ pipeline many requests, e.g. thousands of ``log_append`` calls that commit toget
 and queues the task; the writer awaits the tasks in arrival order and writes their
 replies, so replies come back in request order. A semaphore caps the requests in flight
 per connection: when it is exhausted the reader stops reading and the socket's buffer
-pushes back on the client.
+pushes back on the client; and the reader yields every ``YIELD_EVERY`` requests so a
+burst cannot monopolise the event loop.
 
 The socket file is created under a 0177 umask (mode 0600): only the owner, the
 PostgreSQL OS user, may talk to the node. A stale socket file left by a crashed node is
@@ -37,6 +38,10 @@ log = logging.getLogger("pgraft.control")
 
 DEFAULT_MAX_INFLIGHT: Final = 16384
 DEFAULT_MAX_LINE: Final = 8 << 20
+YIELD_EVERY: Final = 64
+"""Requests read from one connection before the reader yields to the event loop: a
+pipelined burst of 10,000 requests read in one go would run 10,000 handlers before
+the Raft driver's next turn, delaying heartbeats past an election timeout."""
 
 
 class ControlServer:
@@ -96,8 +101,12 @@ class ControlServer:
         replies = _ReplyQueue()
         writer_task = asyncio.create_task(self._write_replies(replies, writer, slots))
         try:
+            read = 0
             while True:
                 await slots.acquire()
+                read += 1
+                if read % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a burst must not stall the Raft driver
                 try:
                     line = await reader.readline()
                 except ValueError:  # line longer than the limit

@@ -139,5 +139,6 @@ def restore(r: Raft, m: InstallSnapshot) -> bool:
     log.restore(snap)
     r.voters = set(meta.conf_state.voters)
     r.learners = set(meta.conf_state.learners) - r.voters
+    r.removed -= r.voters | r.learners  # the snapshot's configuration supersedes ours
     r.become_follower(r.term, m.frm)
     return True

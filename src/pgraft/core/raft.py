@@ -14,7 +14,8 @@ CheckQuorum is on) is ignored unless it comes from a leadership transfer -- the 
 *lease* that keeps a partitioned or removed node from disrupting the cluster; vote
 requests from a node whose removal this node applied are always ignored. PreVote
 probes and granted PreVote answers change no term. Messages from lower terms are
-ignored, except that a stale leader is told the current term so it steps down. Then
+ignored, except that a stale leader is told the current term so it steps down (§5.1).
+Answers still queued from an older term are dropped when the term changes. Then
 the role's handler runs: ``leader.step_leader``, ``follower.step_follower`` or
 ``follower.step_candidate``.
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pgraft.core import follower, leader
 from pgraft.core.config import Config
@@ -167,6 +169,13 @@ class Raft:
     def hard_state(self) -> HardState:
         return HardState(self.term, self.vote, self.log.committed)
 
+    def set_timing(self, heartbeat_tick: int, election_tick: int) -> None:
+        """Change the tick counts on a live node (keeps role, term and progress)."""
+        self.cfg = replace(self.cfg, heartbeat_tick=heartbeat_tick, election_tick=election_tick)
+        self.randomized_election_timeout = self.rng.randrange(election_tick, 2 * election_tick)
+        self.heartbeat_elapsed = min(self.heartbeat_elapsed, heartbeat_tick)
+        self.election_elapsed = min(self.election_elapsed, election_tick)
+
     def soft_state(self) -> SoftState:
         return SoftState(self.lead, self.role)
 
@@ -182,6 +191,9 @@ class Raft:
         if term != self.term:
             self.term = term
             self.vote = 0
+            # Answers queued at the old term may describe log entries the new term is about
+            # to overwrite in this same Ready: drop them (Raft tolerates message loss).
+            self.msgs = [m for m in self.msgs if m.term >= term or isinstance(m, _TERMLESS)]
         self.lead = 0
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -237,8 +249,10 @@ class Raft:
         if self.role == Role.LEADER or not self.promotable():
             return
         log = self.log
+        if log.unstable_snapshot is not None:
+            return  # a restored snapshot (and its configuration) must be applied first
         if log.committed > log.applied:
-            pending = log.slice(log.applied + 1, log.committed + 1)
+            pending = log.slice(max(log.applied + 1, log.first_index()), log.committed + 1)
             if any(e.type == EntryType.CONF_CHANGE for e in pending):
                 return  # a committed membership change must be applied first
         self.campaign(pre_vote=self.cfg.pre_vote and not transfer, transfer=transfer)
@@ -326,7 +340,7 @@ class Raft:
             else:
                 self.become_follower(m.term, 0)
         elif m.term < self.term:
-            if t in _FROM_LEADER and (self.cfg.check_quorum or self.cfg.pre_vote):
+            if t in _FROM_LEADER:
                 # A stale leader (e.g. back from a partition) learns the term and steps down.
                 self.send(AppendResponse(self.cluster_id, self.id, m.frm, self.term, 0))
             elif isinstance(m, VoteRequest) and m.pre_vote:

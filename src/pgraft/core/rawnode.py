@@ -85,6 +85,12 @@ class RawNode:
         leader is known."""
         self.raft.transfer_leadership(target)
 
+    def set_timing(self, heartbeat_tick: int, election_tick: int) -> None:
+        """Change ``heartbeat_tick``/``election_tick`` without restarting (role, term and
+        progress are kept; the election timeout is re-randomized). Raises ``ConfigError``
+        for values ``Config`` would refuse."""
+        self.raft.set_timing(heartbeat_tick, election_tick)
+
     # ------------------------------------------------------------ output
 
     def has_ready(self) -> bool:
@@ -145,8 +151,11 @@ class RawNode:
             log.stable_to(last.index, last.term)
         ents = ready.committed_entries
         if ents:
+            # A snapshot restored since this Ready was made supersedes its older changes.
+            snap = log.unstable_snapshot
+            stale = snap.meta.index if snap is not None else 0
             for e in [e for e in ents if e.type]:
-                if e.type == EntryType.CONF_CHANGE:
+                if e.type == EntryType.CONF_CHANGE and e.index > stale:
                     apply_conf_change(r, ConfChange.decode(e.data))
             log.applied_to(ents[-1].index)
 

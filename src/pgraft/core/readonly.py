@@ -61,6 +61,3 @@ class ReadOnly:
     def last_pending(self) -> bytes:
         """Context of the newest unconfirmed round (b"" if none)."""
         return self._queue[-1] if self._queue else b""
-
-    def pending_count(self) -> int:
-        return len(self._queue)

@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 ``init`` on a node without state bootstraps a one-member cluster with a fresh random
-cluster id (its first entry records this node's address where members added later
-will find it) and campaigns until it leads.
+cluster id, campaigns until it leads (term 1), and then logs an ``ADD_NODE`` of itself
+that records its address where members added later will find it.
 
 ``add_node`` works from any member: it proposes ``ADD_LEARNER`` with the address in the
 change's context and waits until the locally applied configuration lists the node as a
@@ -96,11 +96,10 @@ async def init(node: Node, args: Args) -> object:
 
 
 async def lead_alone(node: Node, timeout_s: float) -> None:
-    """Right after bootstrap: apply the bootstrap entry, then campaign (without waiting
-    for an election timeout) until this node leads its one-member cluster."""
+    """Right after bootstrap: campaign (without waiting for an election timeout) until
+    this node leads its one-member cluster, then record its address in the log."""
     me = node.config.node_id
     deadline = time.monotonic() + timeout_s
-    await node.wait(node.applied.wait(node.committed.mark), timeout_s, "the bootstrap entry")
     round_s = node.config.election_timeout_ms / 1000
     while node.leader != me:
         left = deadline - time.monotonic()
@@ -110,6 +109,8 @@ async def lead_alone(node: Node, timeout_s: float) -> None:
         await node.act(lambda raw: raw.campaign())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), min(left, round_s))
+    cc = node.backend.self_address_change()
+    await _change(node, cc, lambda: me in node.backend.members(), deadline, "the address entry")
 
 
 async def add_node(node: Node, args: Args) -> object:

@@ -13,11 +13,14 @@ operations live in ``pgraft.node.admin`` and ``pgraft.node.reports``;
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
 
 from pgraft.control.errors import (
+    DROPPED,
     INTERNAL,
     INVALID_PARAMETER,
     NO_LEADER,
@@ -42,8 +45,28 @@ def wait_seconds(node: Node, args: Args) -> float:
     return args.integer_or("timeout_ms", default, 1, 24 * 3600 * 1000) / 1000
 
 
+def grace_seconds(node: Node) -> float:
+    """How long a request waits for a leader to appear (after a restart, during an
+    election) before it fails with PR001: two election timeouts, at least 1 s."""
+    return max(1.0, 2 * node.config.election_timeout_ms / 1000)
+
+
+async def leader_known(node: Node, until: float) -> bool:
+    """Wait (until the monotonic time ``until``) for some leader to be known."""
+    while node.leader == 0:
+        left = until - time.monotonic()
+        if left <= 0:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(node.leader_changed.wait(), left)
+    return True
+
+
 async def submit(node: Node, args: Args, make: Callable[[bytes], commands.Command]) -> Result:
-    """Propose the command ``make(request_id)``; its result once applied here."""
+    """Propose the command ``make(request_id)``; its result once applied here.
+
+    Without a leader the request waits up to ``grace_seconds`` for one; a proposal the
+    core refused (it was never appended) is proposed again within that grace."""
     rid = commands.new_request_id()
     data = commands.encode(make(rid))
     if len(data) > node.config.max_entry_bytes:
@@ -51,8 +74,23 @@ async def submit(node: Node, args: Args, make: Callable[[bytes], commands.Comman
             TOO_LARGE,
             f"entry of {len(data)} bytes exceeds max_entry_bytes ({node.config.max_entry_bytes})",
         )
-    fut = node.propose(rid, data)
-    result: Result = await node.wait(fut, wait_seconds(node, args), "the entry to apply")
+    if node.raw is None:
+        raise not_initialized()
+    timeout = wait_seconds(node, args)
+    start = time.monotonic()
+    grace_end = start + min(timeout, grace_seconds(node))
+    while True:
+        if not await leader_known(node, grace_end):
+            raise ControlError(NO_LEADER, "no leader is known; retry")
+        fut = node.propose(rid, data)
+        left = start + timeout - time.monotonic()
+        try:
+            result: Result = await node.wait(fut, left, "the entry to apply")
+            break
+        except ControlError as exc:
+            if exc.code not in (NO_LEADER, DROPPED) or time.monotonic() >= grace_end:
+                raise
+            await asyncio.sleep(0.02)  # e.g. a leadership transfer is finishing
     if result.kind == "fenced":
         raise ControlError(TERM_MISMATCH, f"entry {result.index} not appended: {result.error}")
     if result.error is not None:
@@ -61,10 +99,11 @@ async def submit(node: Node, args: Args, make: Callable[[bytes], commands.Comman
 
 
 async def read_index(node: Node, timeout: float) -> int:
-    """The leader's commit index now (ReadIndex round); raises PR001 with no leader."""
+    """The leader's commit index now (ReadIndex round). Waits up to ``grace_seconds``
+    for a leader, then raises PR001."""
     if node.raw is None:
         raise not_initialized()
-    if node.leader == 0:
+    if not await leader_known(node, time.monotonic() + min(timeout, grace_seconds(node))):
         raise ControlError(NO_LEADER, "no leader is known; retry")
     ctx = os.urandom(16)
     fut = node.reads.wait(ctx)
@@ -74,13 +113,6 @@ async def read_index(node: Node, timeout: float) -> int:
         fut.cancel()
         raise ControlError(NO_LEADER, f"no leader to confirm a read ({exc}); retry") from exc
     return int(await node.wait(fut, timeout, "the leader to confirm a read index"))
-
-
-async def wait_for_leader(node: Node, timeout: float) -> None:
-    """Until some leader is known (e.g. right after a restart). Raises 57014."""
-    deadline = time.monotonic() + timeout
-    while node.leader == 0:
-        await node.wait(node.leader_changed.wait(), deadline - time.monotonic(), "a leader")
 
 
 async def read_barrier(node: Node, args: Args) -> int:
@@ -114,9 +146,7 @@ async def _existing_index(node: Node, args: Args) -> int:
         return index
     known = last
     if node.leader != node.config.node_id:
-        timeout = wait_seconds(node, args)
-        await wait_for_leader(node, timeout)
-        known = max(known, await read_index(node, timeout))
+        known = max(known, await read_index(node, wait_seconds(node, args)))
     if index > known:
         raise ControlError(
             INVALID_PARAMETER, f"log index {index} does not exist (last index is {known})"

@@ -2,10 +2,12 @@
 
 Theory of operation
 -------------------
-Only the driver task (``run``) touches the ``RawNode``. Everything else — the tick
+Only the driver task (``run``) drives the ``RawNode``. Everything else — the tick
 timer, the transport's inbound callback, control requests — appends work to queues and
 sets ``_wake``; the driver then, in one iteration:
 
+0. lets a few loop iterations pass (``GATHER_YIELDS``) so that concurrent requests
+   gather into one batch;
 1. ticks the core once if the tick timer fired (a stalled loop skips ticks rather than
    bursting them, so a long fsync cannot cause a spurious election);
 2. steps every queued inbound message;
@@ -35,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -63,6 +66,14 @@ from pgraft.statemachine import Result
 log = logging.getLogger("pgraft.node")
 
 Action = Callable[[RawNode], None]
+
+GATHER_YIELDS = 4
+"""Loop iterations the driver lets pass after a wake-up before it proposes. A control
+request needs a few iterations (accept, read, parse, handler) to reach ``propose``;
+yielding lets requests from other connections that are already under way join the
+same ``propose_many`` and share one fsync. Measured with 8/32 concurrent clients each
+on its own connection: 2.6x/5.3x the throughput of proposing at once; one client's
+latency is unchanged."""
 
 _LEADER_KINDS = (AppendEntries, Heartbeat, InstallSnapshot, TimeoutNow)
 """What a leader sends *before* persisting its Ready (Raft thesis §10.2.1: the leader
@@ -223,6 +234,8 @@ class Node:
         try:
             while not self._stopping:
                 await self._wake.wait()
+                for _ in range(GATHER_YIELDS):
+                    await asyncio.sleep(0)
                 self._wake.clear()
                 if self._adopt_to is not None:
                     self._adopt(self._adopt_to)
@@ -287,7 +300,16 @@ class Node:
             early = tuple(m for m in late if isinstance(m, _LEADER_KINDS))
             late = tuple(m for m in late if not isinstance(m, _LEADER_KINDS))
             self.backend.send(early)
+        t0 = time.perf_counter()
         results = self.backend.persist(rd) if rd.must_sync or rd.committed_entries else {}
+        log.debug(
+            "node %d ready: %d entries, %d committed, %d messages, persisted in %.2f ms",
+            self.config.node_id,
+            len(rd.entries),
+            len(rd.committed_entries),
+            len(rd.messages),
+            (time.perf_counter() - t0) * 1e3,
+        )
         if late:
             self.backend.send(late)
         for rid, result in results.items():
@@ -336,7 +358,10 @@ class Node:
         for e in rd.committed_entries:
             if e.type != EntryType.CONF_CHANGE:
                 continue
-            cc = ConfChange.decode(e.data)
+            try:
+                cc = ConfChange.decode(e.data)
+            except ValueError:
+                continue  # malformed: the state machine applies it as a no-op
             verb = {
                 ConfChangeType.ADD_NODE: "adds voter",
                 ConfChangeType.ADD_LEARNER: "adds learner",

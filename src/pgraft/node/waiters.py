@@ -79,8 +79,12 @@ class KeyedWaiters(Generic[K, V]):
     def wait(self, key: K) -> asyncio.Future[V]:
         fut: asyncio.Future[V] = asyncio.get_running_loop().create_future()
         self._futures[key] = fut
-        fut.add_done_callback(lambda _f: self._futures.pop(key, None))
+        fut.add_done_callback(lambda f: self._forget(key, f))
         return fut
+
+    def _forget(self, key: K, fut: asyncio.Future[V]) -> None:
+        if self._futures.get(key) is fut:  # not a newer waiter for the same key
+            del self._futures[key]
 
     def resolve(self, key: K, value: V) -> bool:
         """True when someone on this node was waiting for ``key``."""

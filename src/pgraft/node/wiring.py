@@ -10,8 +10,8 @@ entries; it returns the results of the applied commands keyed by request id),
 address recorded in the log).
 
 It also keeps the rules about a node's identity: ``bootstrap`` writes a one-member
-configuration plus a first entry, an ``ADD_NODE`` of this node whose context carries
-its address (so members added later learn where it is), and ``adoptable``/``adopt``
+configuration (the new leader then logs an ``ADD_NODE`` of itself whose context carries
+its address, so members added later learn where it is), and ``adoptable``/``adopt``
 decide and carry out the wipe when another cluster's leader adds a fresh node.
 """
 
@@ -28,7 +28,6 @@ from pgraft.core.types import (
     ConfChange,
     ConfChangeType,
     ConfState,
-    Entry,
     EntryType,
     Message,
     Ready,
@@ -96,19 +95,21 @@ class Backend:
         return self.storage.cluster_id != 0
 
     def bootstrap(self) -> int:
-        """Make this node a one-member cluster with a fresh id; returns the id."""
+        """Make this node a one-member cluster with a fresh id; returns the id. The
+        configuration sits at index 0 and the term stays 0, so the first election makes
+        term 1 (the seed's examples fence appends with term 1 on a fresh cluster)."""
         me = self._config.node_id
         cluster_id = random.SystemRandom().randint(1, MAX_CLUSTER_ID)
-        ctx = address_context(self._config.address, self._config.port)
-        first = Entry(
-            1, 1, EntryType.CONF_CHANGE, ConfChange(ConfChangeType.ADD_NODE, me, ctx).encode()
-        )
         if not self.storage.is_pristine:
             self.storage.reset()
-        self.storage.bootstrap(
-            ConfState(voters=frozenset({me})), cluster_id=cluster_id, entries=[first]
-        )
+        self.storage.bootstrap(ConfState(voters=frozenset({me})), cluster_id=cluster_id)
         return cluster_id
+
+    def self_address_change(self) -> ConfChange:
+        """``ADD_NODE`` of this node with its address: a no-op for the configuration of a
+        node that is already a voter, it records the address in the log."""
+        ctx = address_context(self._config.address, self._config.port)
+        return ConfChange(ConfChangeType.ADD_NODE, self._config.node_id, ctx)
 
     def adoptable(self) -> bool:
         """No cluster yet, or only this node's own bootstrap: no other member ever, the

@@ -22,7 +22,10 @@ property a constant-time lookup:
 - Monotonicity and durability: a node's persisted term never decreases, its vote
   never changes within a term, its commit never decreases (also across restarts);
   a vote grant or an append acknowledgement may only be sent once what it promises
-  is persisted; a node never grants two candidates in one term, across restarts.
+  is persisted (an acknowledgement of index i to the leader of term T: the entry that
+  leader has at i, as seen in its AppendEntries; a grant for a term older than the
+  persisted one is harmless, that term is over for the voter); a node never grants
+  two candidates in one term, across restarts.
 - Commit rule: when a leader's commit index moves, the entry there is of its term.
 - Linearizable reads: ``reads[context]`` is the highest index known committed when
   the read began; the ReadIndex answer must not be below it.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 from pgraft.core.storage import Storage
 from pgraft.core.types import (
+    AppendEntries,
     AppendResponse,
     Compacted,
     Entry,
@@ -63,6 +67,7 @@ class Checker:
         self.applied: dict[int, tuple[int, int, bytes]] = {0: (0, 0, b"")}
         self.digest: dict[int, int] = {0: 0}
         self.grants: dict[tuple[int, int], int] = {}  # (voter, term) -> candidate
+        self.leader_log: dict[tuple[int, int], int] = {}  # (leader term, index) -> entry term
         self.reads: dict[bytes, int] = {}
         self.reads_done = 0
         self.watch: dict[bytes, int] = {}  # data -> index where it was first applied
@@ -159,7 +164,8 @@ class Checker:
 
     # ------------------------------------------------------------ messages
 
-    def on_send(self, node: int, msg: Message, hs: HardState, last_index: int) -> None:
+    def on_send(self, node: int, msg: Message, hs: HardState, storage: Storage) -> None:
+        """``hs`` and ``storage`` are what ``node`` has persisted when it sends ``msg``."""
         if isinstance(msg, VoteRequest | VoteResponse) and msg.pre_vote:
             return
         if msg.term > hs.term:
@@ -167,7 +173,7 @@ class Checker:
                 "term-not-durable", f"node {node} sent {msg!r} with persisted term {hs.term}"
             )
         if isinstance(msg, VoteResponse) and not msg.reject:
-            if hs.term != msg.term or hs.vote != msg.to:
+            if hs.term == msg.term and hs.vote != msg.to:
                 raise Violation(
                     "vote-not-durable",
                     f"node {node} granted {msg.to} in term {msg.term} "
@@ -178,10 +184,31 @@ class Checker:
                 raise Violation(
                     "double-vote", f"node {node} voted for {other} and {msg.to} in term {msg.term}"
                 )
-        elif isinstance(msg, AppendResponse) and not msg.reject and msg.index > last_index:
+        elif isinstance(msg, AppendResponse) and not msg.reject:
+            self._check_ack(node, msg, storage)
+        elif isinstance(msg, AppendEntries):
+            known = self.leader_log
+            known[(msg.term, msg.prev_index)] = msg.prev_term
+            for e in msg.entries:
+                known[(msg.term, e.index)] = e.term
+
+    def _check_ack(self, node: int, msg: AppendResponse, storage: Storage) -> None:
+        """An acknowledgement of index i to the leader of term T promises that the
+        persisted log holds, at i, the entry that leader has there."""
+        last = storage.last_index()
+        if msg.index > last:
             raise Violation(
                 "ack-not-durable",
-                f"node {node} acknowledged index {msg.index} with last persisted {last_index}",
+                f"node {node} acknowledged index {msg.index} to {msg.to} (term {msg.term}) "
+                f"with last persisted index {last}",
+            )
+        want = self.leader_log.get((msg.term, msg.index))
+        have = _term_or_none(storage, msg.index)
+        if want is not None and have is not None and have != want:
+            raise Violation(
+                "ack-not-durable",
+                f"node {node} acknowledged index {msg.index} to leader {msg.to} of term "
+                f"{msg.term}, which has term {want} there, but persisted term {have}",
             )
 
     # ------------------------------------------------------------ state machine

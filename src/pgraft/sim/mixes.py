@@ -71,6 +71,9 @@ class Mix:
     client_rate: float = 0.08
     mid_ready_crash: float = 0.5  # share of crashes that strike inside a Ready
     crash_stages: tuple[int, ...] = (0, 1, 2, 3)  # where inside a Ready (see node.py)
+    defer_ready: float = 0.15  # chance that a node's Readies wait for a later step
+    batch_more: float = 0.6  # ... and that a node already waiting takes more input first
+    split_ready: float = 0.15  # chance that a Ready's apply/advance wait for later input
     faults: dict[str, float] = field(default_factory=dict)
     clients: dict[str, float] = field(default_factory=dict)
     # liveness: faults heal every ``epoch_steps`` steps (0: once, at the end)

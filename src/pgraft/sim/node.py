@@ -11,13 +11,18 @@ storage, so a restarted node knows exactly what it had persisted. A crash may be
 after persisting but before sending, after sending some of the messages, or after
 applying but before ``advance`` — the places a real process can die.
 
+A runtime may take new input while a Ready is in progress (the contract allows input
+between ``ready()`` and ``advance()``). With probability ``Mix.split_ready`` the
+handler stops after sending; the world then feeds the node more input before
+``process`` finishes the Ready (apply, advance).
+
 The state machine is a running CRC-32 over the applied entries (``digest``) plus the
 applied index. Its snapshot image is that checksum, so a node restored from a
 snapshot can be compared with nodes that applied the entries one by one.
 
 Applying also checks that each entry is the next index, is committed and is the entry
-stored at that index. Each step of every hook reports to the ``Checker``; a broken property raises
-``Violation`` out of ``process``.
+stored at that index. Each step of every hook reports to the ``Checker``; a broken
+property raises ``Violation`` out of ``process``.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ class SimNode:
         self.was_member = False
         self.retired = False
         self.crash_at: int | None = None
+        self._split: tuple[Ready, int | None] | None = None
         self.incarnations = 0
 
     @property
@@ -127,17 +133,33 @@ class SimNode:
         self.role = Role.FOLLOWER
         self.leader = 0
         self.crash_at = None
+        self._split = None
         self._trace.add(self.id, "crash", why)
 
     # ------------------------------------------------------------ Ready handling
 
+    @property
+    def busy(self) -> bool:
+        """True while a Ready was persisted and sent but not yet applied and advanced."""
+        return self._split is not None
+
     def process(self) -> None:
-        """Handle Readies until the node has none (bounded) or crashes."""
+        """Finish a split Ready, then handle Readies until the node has none (bounded),
+        crashes, or splits one (the world calls again later)."""
         for _ in range(MAX_READY_ROUNDS):
             raw = self.raw
-            if raw is None or not raw.has_ready():
+            if raw is None:
+                return
+            if self._split is not None:
+                rd, stage = self._split
+                self._split = None
+                self._finish(raw, rd, stage)
+                continue
+            if not raw.has_ready():
                 return
             self._handle(raw, raw.ready())
+            if self._split is not None:
+                return
 
     def _handle(self, raw: RawNode, rd: Ready) -> None:
         stage, self.crash_at = self.crash_at, None
@@ -162,12 +184,19 @@ class SimNode:
         msgs = rd.messages
         if stage == MID_SEND:
             msgs = msgs[: self._rng.randrange(len(msgs) + 1)]
-        last = self.storage.last_index()
         for msg in msgs:
-            check.on_send(self.id, msg, self.hs, last)
+            check.on_send(self.id, msg, self.hs, self.storage)
             self._net.send(msg)
         if stage == MID_SEND:
             return self.crash(f"inside a Ready, after sending {len(msgs)} of {len(rd.messages)}")
+        if self._mix.split_ready and self._rng.random() < self._mix.split_ready:
+            self._split = (rd, stage)
+            self._trace.add(self.id, "split", "Ready sent; apply and advance come later")
+            return None
+        return self._finish(raw, rd, stage)
+
+    def _finish(self, raw: RawNode, rd: Ready, stage: int | None) -> None:
+        check = self._check
         conf_changed = self._apply(rd.committed_entries)
         for rs in rd.read_states:
             self._trace.add(self.id, "read-state", rs)

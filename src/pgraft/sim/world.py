@@ -6,14 +6,14 @@ Everything random in a run comes from one ``random.Random(seed)``, from which th
 network, every node incarnation and every decision draw their own generators, so a
 seed replays exactly. A step is one decision (see ``mixes``): a fault, a client
 request, the delivery of one due message, or a clock tick (every live node ticks).
-After any call into a node its Readies are handled at once (``SimNode.process``),
-and the checker verifies every act as it happens, so a violation is reported at the
-step that caused it.
+After a call into a node its Readies are handled at once (``SimNode.process``) or,
+with probability ``Mix.defer_ready``, in a later step (and at the latest before the
+next tick), so several inputs can reach the core between two Readies, as in a
+runtime that drains its inbox first. The checker verifies every act as it happens,
+so a violation is reported at the step that caused it.
 
-The run is divided into epochs. At the end of each, every fault heals (partitions
-removed, crashed nodes restarted, a clean network) and ``liveness`` demands that a
-leader appear, that a fresh proposal commit, and that every live member apply it,
-within a number of ticks that grows with the uncommitted backlog.
+The run is divided into epochs; at the end of each, ``liveness.check_liveness`` heals
+every fault and demands progress.
 """
 
 from __future__ import annotations
@@ -29,15 +29,14 @@ from pgraft.core.types import (
     Role,
 )
 
-from .checker import Checker, Violation
+from .checker import Checker
+from .liveness import check_liveness
 from .mixes import Mix
 from .network import LinkFaults, Network
 from .node import SimNode
 from .trace import Trace
 
 TICK_SKIP = 0.05  # chance that one node misses a clock tick (clock skew) while faulty
-LIVENESS_BASE_TIMEOUTS = 30
-MAX_DELIVERIES_PER_TICK = 20_000
 
 
 class World:
@@ -54,6 +53,8 @@ class World:
         self.conf_changes = 0
         self.dropped_proposals = 0
         self.liveness_ticks: list[int] = []
+        self.pending: set[int] = set()  # nodes whose Readies wait for a later step
+        self.faulty = True  # False while liveness is checked
         self.baseline = LinkFaults(mix.drop, mix.duplicate, mix.delay, mix.max_delay, mix.reorder)
         self.net.faults = LinkFaults(**vars(self.baseline))
         self._faults = list(mix.faults)
@@ -82,10 +83,14 @@ class World:
             self.trace.step = step
             self.step()
             if (step + 1) % epoch == 0 or step + 1 == steps:
-                self.heal_and_check_liveness()
+                check_liveness(self)
 
     def step(self) -> None:
         m, rng = self.mix, self.rng
+        if self.pending and rng.random() < 0.5:
+            node_id = rng.choice(sorted(self.pending))
+            self.pending.discard(node_id)
+            self.after_input(self.nodes[node_id], defer=False)
         r = rng.random()
         if r < m.fault_rate and self._faults:
             action = rng.choices(self._faults, self._fault_w)[0]
@@ -98,7 +103,37 @@ class World:
         else:
             self.tick(TICK_SKIP)
 
+    def after_input(self, node: SimNode, defer: bool = True) -> None:
+        """Handle the node's Readies now, or (while faulty, sometimes) in a later step,
+        so that several inputs reach the core before its next Ready."""
+        if node.raw is None:
+            self.pending.discard(node.id)
+        elif defer and self.faulty and self.rng.random() < self._defer_chance(node.id):
+            self.pending.add(node.id)
+        else:
+            node.process()
+            if node.busy and self.faulty:
+                self.pending.add(node.id)
+            elif node.busy:
+                node.process()
+
+    def _defer_chance(self, node_id: int) -> float:
+        """A node already holding back input keeps batching more often (a runtime that
+        drains a long inbox before its next Ready)."""
+        m = self.mix
+        return max(m.defer_ready, m.batch_more) if node_id in self.pending else m.defer_ready
+
+    def flush(self) -> None:
+        """Handle every postponed Ready (before a tick, and before liveness is checked)."""
+        pending, self.pending = sorted(self.pending), set()
+        for node_id in pending:
+            node = self.nodes[node_id]
+            node.process()
+            if node.busy:
+                node.process()
+
     def tick(self, skip: float) -> None:
+        self.flush()
         self.clock += 1
         self.net.advance(self.clock)
         self.trace.add(0, "tick", self.clock)
@@ -108,7 +143,7 @@ class World:
             if raw is None or (skip and rng.random() < skip):
                 continue
             raw.tick()
-            node.process()
+            self.after_input(node)
 
     def deliver(self) -> None:
         msg = self.net.pop_due()
@@ -120,7 +155,7 @@ class World:
             return
         self.trace.add(msg.to, "deliver", msg)
         node.raw.step(msg)
-        node.process()
+        self.after_input(node)
 
     # ------------------------------------------------------------ helpers
 
@@ -135,7 +170,7 @@ class World:
         nodes = [n for n in self.up() if n.is_member() or not members_only]
         return self.rng.choice(nodes) if nodes else None
 
-    def _data(self, prefix: bytes) -> bytes:
+    def new_data(self, prefix: bytes) -> bytes:
         self.counter += 1
         return b"%s%d" % (prefix, self.counter)
 
@@ -164,7 +199,7 @@ class World:
         if down:
             node = self.rng.choice(down)
             node.start()
-            node.process()
+            self.after_input(node)
 
     def fault_partition(self) -> None:
         ids = list(self.nodes)
@@ -209,7 +244,7 @@ class World:
         if node is not None and node.raw is not None:
             self.trace.add(node.id, "campaign")
             node.raw.campaign()
-            node.process()
+            self.after_input(node)
 
     def fault_transfer(self) -> None:
         leader = self.leader()
@@ -222,7 +257,7 @@ class World:
             via.raw.transfer_leadership(target)
         except ProposalDropped as exc:
             self.trace.add(via.id, "transfer-drop", str(exc))
-        via.process()
+        self.after_input(via)
 
     def fault_conf_change(self) -> None:
         leader = self.leader()
@@ -238,7 +273,7 @@ class World:
             via.raw.propose_conf_change(cc)
         except ProposalDropped as exc:
             self.trace.add(via.id, "cc-dropped", str(exc))
-        via.process()
+        self.after_input(via)
 
     def _choose_conf_change(self, conf: ConfState) -> ConfChange | None:
         m, rng = self.mix, self.rng
@@ -274,10 +309,10 @@ class World:
     # ------------------------------------------------------------ clients
 
     def client_propose(self) -> None:
-        self._propose([self._data(b"v")])
+        self._propose([self.new_data(b"v")])
 
     def client_propose_many(self) -> None:
-        self._propose([self._data(b"m") for _ in range(self.rng.randint(2, 8))])
+        self._propose([self.new_data(b"m") for _ in range(self.rng.randint(2, 8))])
 
     def _propose(self, datas: list[bytes]) -> None:
         node = self.pick_up()
@@ -291,81 +326,17 @@ class World:
                 node.raw.propose_many(datas)
         except ProposalDropped:
             self.dropped_proposals += 1
-        node.process()
+        self.after_input(node)
 
     def client_read(self) -> None:
         node = self.pick_up()
         if node is None or node.raw is None:
             return
-        ctx = self._data(b"r")
+        ctx = self.new_data(b"r")
         self.check.begin_read(ctx)
         self.trace.add(node.id, "read-index", ctx)
         try:
             node.raw.read_index(ctx)
         except ProposalDropped:
             return
-        node.process()
-
-    # ------------------------------------------------------------ liveness
-
-    def heal_and_check_liveness(self) -> None:
-        """Heal every fault, then require a leader, a committed proposal and every
-        live member caught up, within a bound that grows with the backlog."""
-        self.trace.add(0, "heal-all", "every fault healed; checking liveness")
-        self.net.heal()
-        self.net.faults = LinkFaults()
-        for node in self.nodes.values():
-            node.crash_at = None
-            if node.raw is None and not node.retired:
-                node.start()
-                node.process()
-        backlog = max(n.storage.last_index() for n in self.nodes.values()) - self.check.max_commit
-        m = self.mix
-        bound = LIVENESS_BASE_TIMEOUTS * m.election_tick + 4 * backlog // m.max_msg_entries
-        probes: dict[bytes, int] = {}
-        self.check.watch = probes
-        for ticks in range(bound + 1):
-            for _ in range(MAX_DELIVERIES_PER_TICK):
-                if not self.net.has_due():
-                    break
-                self.deliver()
-            if self._caught_up(probes):
-                self.liveness_ticks.append(ticks)
-                self.check.watch = {}
-                self.net.faults = LinkFaults(**vars(self.baseline))
-                return
-            if ticks % m.election_tick == 0:
-                self._probe(probes)
-            self.tick(0.0)
-        leader = self.leader()
-        raise Violation(
-            "liveness",
-            f"after healing, {bound} ticks passed without a committed and applied proposal "
-            f"(leader {leader.id if leader else None}, probes {sorted(probes.values())}, "
-            f"applied {[(n.id, n.applied) for n in self.nodes.values()]})",
-        )
-
-    def _probe(self, probes: dict[bytes, int]) -> None:
-        node = self.leader() or self.pick_up(members_only=True)
-        if node is None or node.raw is None:
-            return
-        data = self._data(b"probe")
-        probes[data] = 0
-        self.trace.add(node.id, "probe", data)
-        try:
-            node.raw.propose(data)
-        except ProposalDropped:
-            return
-        node.process()
-
-    def _caught_up(self, probes: dict[bytes, int]) -> bool:
-        index = max(probes.values(), default=0)
-        leader = self.leader()
-        if not index or leader is None:
-            return False
-        members = leader.conf.voters | leader.conf.learners
-        return all(
-            n.applied >= index
-            for n in self.nodes.values()
-            if n.id in members and not n.retired and n.raw is not None
-        )
+        self.after_input(node)
