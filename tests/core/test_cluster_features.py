@@ -416,3 +416,23 @@ def test_removed_node_ignored_even_without_prevote_and_check_quorum() -> None:
     assert net.leader() == 1
     assert net.node(2).status().term == 1
     assert net.node(3).status().term > 1
+
+
+def test_removed_leader_hands_over_past_a_dead_voter() -> None:
+    net = Net([1, 2, 3, 4])
+    net.elect(1)
+    net.node(1).propose_conf_change(_cc(ConfChangeType.REMOVE_NODE, 1))
+    for _ in range(20):  # run until 1 applied its removal and picked 2 (lowest id)
+        for nid in (1, 2, 3, 4):
+            net.handle_ready(nid)
+        if net.node(1).status().lead_transferee:
+            break
+        net.deliver()
+    assert net.node(1).status().lead_transferee == 2
+    net.down.add(2)  # 2 dies before it can take over
+    net.tick(40)
+    new = net.leader()
+    assert new in (3, 4)
+    net.node(new).propose(b"b")
+    net.stabilize()
+    assert net.data(7 - new)[-1] == b"b"

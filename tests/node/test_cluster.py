@@ -140,14 +140,21 @@ def test_sigterm_is_a_clean_stop(cluster: Cluster) -> None:
     wait_until(lambda: n.call("is_leader"), what="the restarted node to lead again")
 
 
-def test_sighup_reloads_timeouts(cluster: Cluster) -> None:
-    (n,) = cluster.form(1)
-    n.config["election_timeout_ms"] = 700
-    n.config["debug"] = True
-    n.write_config()
-    n.signal(signal.SIGHUP)
-    wait_until(lambda: "election_timeout_ms=700" in n.log_text(), what="the reload log line")
-    wait_until(lambda: n.call("is_leader"), what="the node to lead after the reload")
+def test_sighup_reloads_timeouts_without_losing_leadership(cluster: Cluster) -> None:
+    nodes = cluster.form(3)
+    leader = cluster.leader()
+    term = leader.call("term")
+    leader.config["election_timeout_ms"] = 700  # changes the tick counts, not just the period
+    leader.config["heartbeat_ms"] = 70
+    leader.config["debug"] = True
+    leader.write_config()
+    leader.signal(signal.SIGHUP)
+    wait_until(lambda: "election_timeout_ms=700" in leader.log_text(), what="the reload line")
+    index = leader.call("log_append", term=term, data="after reload")
+    assert leader.call("is_leader") is True
+    assert leader.call("term") == term
+    for n in nodes:
+        n.call("log_apply", index=index)
 
 
 def test_appends_racing_a_leader_crash_are_never_lost(cluster: Cluster) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import stat
 import tempfile
@@ -53,6 +54,25 @@ def test_server_answers_pipelined_requests_in_order_and_socket_is_private() -> N
 
     with tempfile.TemporaryDirectory(prefix="pgc-", dir="/tmp") as d:
         asyncio.run(scenario(Path(d) / "c.sock"))
+
+
+def test_socket_path_longer_than_sun_path(cluster: Cluster) -> None:
+    deep = cluster.root / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    n = cluster.add(1, control_socket=str(deep / "pgraft.sock"))
+    assert len(n.socket) > 108
+    assert n.call("init") is True
+    assert stat.S_IMODE(os.stat(n.socket).st_mode) == 0o600
+
+    async def pipelined() -> list[object]:
+        client = await AsyncControlClient.connect(n.socket)
+        await client.send([("log_append", {"term": 0, "data": f"x{i}"}) for i in range(5)])
+        replies = [await client.receive() for _ in range(5)]
+        await client.close()
+        return replies
+
+    indexes = asyncio.run(pipelined())
+    assert indexes == sorted(indexes) and len(set(indexes)) == 5
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The seeded simulator against the real core: every seed must stay safe and live.
 
-The default suite runs 200 seeds x 2000 steps of the default mix (split in chunks so a
-failure names its range), plus the focused mixes used by the teeth tests. The soak
+The default suite runs 300 seeds x 2000 steps of the default mix (in chunks of 50, so a
+failure names its range), plus 100 seeds of each focused mix. The soak
 (10,000 seeds) is marked slow; ``make soak`` runs it.
 """
 
@@ -12,6 +12,7 @@ import pytest
 from pgraft.sim import MIXES, run_seed, run_seeds
 from pgraft.sim.runner import SeedResult
 
+DEFAULT_SEEDS = 300
 CHUNK = 50
 
 
@@ -22,7 +23,7 @@ def _assert_clean(results: list[SeedResult]) -> None:
         pytest.fail(f"{failures[0].report}\nother failing seeds: {others or 'none'}")
 
 
-@pytest.mark.parametrize("first", range(0, 200, CHUNK))
+@pytest.mark.parametrize("first", range(0, DEFAULT_SEEDS, CHUNK))
 def test_default_mix_is_safe_and_live(first: int) -> None:
     _assert_clean(run_seeds(list(range(first, first + CHUNK)), 2000, MIXES["default"]))
 

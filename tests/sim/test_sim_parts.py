@@ -103,12 +103,13 @@ def test_checker_leader_completeness() -> None:
     c = Checker()
     s = MemoryStorage.bootstrap(ConfState(voters=frozenset({1})))
     s.append([Entry(1, 1), Entry(1, 2)])
-    c.on_commit(1, 0, 2, s)
-    c.check_completeness(1, 2, s)
+    c.on_commit(1, HardState(2, 1, 2), 0, s)  # committed, seen in term 2
+    c.check_completeness(1, 3, s)
     other = MemoryStorage.bootstrap(ConfState(voters=frozenset({1})))
     other.append([Entry(1, 1), Entry(2, 2)])
+    c.check_completeness(2, 2, other)  # a leader of term 2 (elected late) may lack it
     assert _kind(c.check_completeness, 2, 3, other) == "leader-completeness"
-    assert _kind(c.on_commit, 2, 0, 2, other) == "committed-changed"
+    assert _kind(c.on_commit, 2, HardState(3, 1, 2), 0, other) == "committed-changed"
 
 
 def test_checker_state_machine_safety() -> None:
@@ -160,7 +161,7 @@ def test_checker_linearizable_reads() -> None:
     c = Checker()
     s = MemoryStorage.bootstrap(ConfState(voters=frozenset({1})))
     s.append([Entry(1, 1), Entry(1, 2)])
-    c.on_commit(1, 0, 2, s)
+    c.on_commit(1, HardState(1, 1, 2), 0, s)
     c.begin_read(b"r1")
     c.on_read_state(1, 2, b"r1")
     assert _kind(c.on_read_state, 1, 1, b"r1") == "linearizable-read"

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pgraft.control.errors import ControlError
 from pgraft.control.protocol import encode_request
+from pgraft.control.unixpath import connect_unix, connect_unix_async
 
 
 def decode_reply(line: bytes) -> object:
@@ -38,13 +38,7 @@ class ControlClient:
     """A blocking connection to a node's control socket."""
 
     def __init__(self, path: str | Path, timeout: float | None = 30.0) -> None:
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.settimeout(timeout)
-        try:
-            self._sock.connect(str(path))
-        except OSError:
-            self._sock.close()
-            raise
+        self._sock = connect_unix(Path(path), timeout)
         self._file = self._sock.makefile("rb")
 
     def call(self, op: str, **args: Any) -> Any:
@@ -71,7 +65,8 @@ class AsyncControlClient:
 
     @classmethod
     async def connect(cls, path: str | Path) -> AsyncControlClient:
-        reader, writer = await asyncio.open_unix_connection(str(path), limit=16 << 20)
+        sock = await connect_unix_async(Path(path))
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=16 << 20)
         return cls(reader, writer)
 
     async def call(self, op: str, **args: Any) -> Any:

@@ -13,7 +13,8 @@ burst cannot monopolise the event loop.
 
 The socket file is created under a 0177 umask (mode 0600): only the owner, the
 PostgreSQL OS user, may talk to the node. A stale socket file left by a crashed node is
-removed before binding; any other kind of file at that path is an error.
+removed before binding; any other kind of file at that path is an error. Paths longer
+than ``sun_path`` work too (``pgraft.control.unixpath``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Final
 
 from pgraft.control.errors import INTERNAL, INVALID_PARAMETER, ControlError
 from pgraft.control.protocol import Args, encode_error, encode_reply, parse_request
+from pgraft.control.unixpath import bind_unix
 
 Handler = Callable[[str, Args], Awaitable[object]]
 """Runs one request; returns the JSON-able result or raises ``ControlError``."""
@@ -67,11 +69,12 @@ class ControlServer:
             self.path.unlink()
         old = os.umask(0o177)
         try:
-            self._server = await asyncio.start_unix_server(
-                self._on_connect, path=str(self.path), limit=self._max_line
-            )
+            sock = bind_unix(self.path)
         finally:
             os.umask(old)
+        self._server = await asyncio.start_unix_server(
+            self._on_connect, sock=sock, limit=self._max_line
+        )
 
     async def close(self) -> None:
         if self._server is not None:

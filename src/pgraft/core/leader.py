@@ -177,6 +177,8 @@ def _handle_append_response(r: Raft, m: AppendResponse) -> None:
         return
     pr.recent_active = True
     if m.reject:
+        if pr.state == ProgressState.SNAPSHOT:
+            return  # a snapshot is on its way (or times out): nothing else to send
         next_probe = m.hint_index
         if m.hint_term > 0:
             next_probe = r.log.find_conflict_by_term(m.hint_index, m.hint_term)
@@ -191,8 +193,10 @@ def _handle_append_response(r: Raft, m: AppendResponse) -> None:
                 send_all(r, m.frm)
         return
     old_paused = pr.is_paused()
-    snapshot_done = pr.state == ProgressState.SNAPSHOT and m.index >= pr.pending_snapshot
-    if not pr.maybe_update(m.index) and not snapshot_done:
+    if not pr.maybe_update(m.index) and not (
+        (pr.state == ProgressState.SNAPSHOT and m.index >= pr.pending_snapshot)
+        or (pr.state == ProgressState.PROBE and m.index == pr.match)
+    ):
         return
     if pr.state == ProgressState.PROBE:
         pr.become_replicate()
@@ -265,12 +269,15 @@ def transfer_leadership(r: Raft, target: int) -> None:
         send_all(r, target)
 
 
-def hand_over(r: Raft) -> None:
-    """This leader is no longer a voter: transfer leadership to the voter that has the
-    most of the log (ties: lowest id). Until then it keeps replicating."""
-    candidates = [v for v in sorted(r.voters) if v in r.prs]
+def hand_over(r: Raft, avoid: int = 0) -> None:
+    """This leader is no longer a voter: transfer leadership to a recently active voter
+    with the most of the log (ties: lowest id), other than ``avoid`` (a target that
+    failed to take over) when there is a choice. Until then it keeps replicating."""
+    voters = [v for v in sorted(r.voters) if v in r.prs]
+    candidates = [v for v in voters if v != avoid] or voters
     if candidates:
-        best = max(candidates, key=lambda v: (r.prs[v].match, -v))
+        prs = r.prs
+        best = max(candidates, key=lambda v: (prs[v].recent_active, prs[v].match, -v))
         transfer_leadership(r, best)
 
 
@@ -285,12 +292,13 @@ def tick_leader(r: Raft) -> None:
             if not has_quorum(r.voters, active):
                 r.become_follower(r.term, 0)
                 return
+        failed, r.lead_transferee = r.lead_transferee, 0
+        if not r.promotable():
+            hand_over(r, avoid=failed)
+        if cfg.check_quorum:
             for nid, pr in r.prs.items():
                 if nid != r.id:
                     pr.recent_active = False
-        r.lead_transferee = 0
-        if not r.promotable():
-            hand_over(r)
     for pr in r.prs.values():
         if pr.state == ProgressState.SNAPSHOT:
             pr.snapshot_ticks += 1

@@ -9,10 +9,11 @@ snapshot, an unstable snapshot. Reads prefer the unstable part for indexes
 the runtime; ``stable_to``/``stable_snap_to`` drop it once persisted (only if it was not
 replaced meanwhile, hence the term check).
 
-Indexes obey ``applied <= committed <= last_index()`` and
-``first_index() - 1 <= applied``. ``committed`` never decreases; trying to commit past the
-end of the log, or to truncate a committed entry, is a broken invariant and raises
-``AssertionError`` (fail-stop).
+Indexes obey ``applied <= applying <= committed <= last_index()`` and, except between
+restoring a snapshot and the ``advance`` that persists it, ``first_index() - 1 <=
+applied``. ``applying`` is the last index handed out in a ``Ready``. ``committed`` never
+decreases; trying to commit past the end of the log, or to truncate a committed entry,
+is a broken invariant and raises ``AssertionError`` (fail-stop).
 
 Terms in a Raft log never decrease with the index, so searches by term are binary
 searches, and by the Log Matching Property two logs agreeing on (index, term) agree on

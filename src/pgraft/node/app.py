@@ -31,7 +31,7 @@ from typing import Any
 
 from pgraft.control.errors import INVALID_PARAMETER, ControlError
 from pgraft.control.protocol import Args
-from pgraft.control.server import ControlServer
+from pgraft.control.server import DEFAULT_MAX_LINE, ControlServer
 from pgraft.core.types import Message
 from pgraft.node.admin import ADMIN_OPS, Promoter, lead_alone
 from pgraft.node.config import RELOADABLE, ConfigInvalid, NodeConfig, load_config
@@ -64,7 +64,9 @@ class NodeApp:
         self.node = Node(config, self.backend)
         self.node.promote = Promoter(self.node).run_once
         self._ops = {**HANDLERS, **(extra_ops or {})}
-        self.control = ControlServer(config.socket_path, self.dispatch)
+        # A request line carries an entry JSON-escaped (up to 6 bytes per byte).
+        max_line = max(DEFAULT_MAX_LINE, 6 * config.max_entry_bytes + (64 << 10))
+        self.control = ControlServer(config.socket_path, self.dispatch, max_line=max_line)
 
     def _deliver(self, messages: list[Message]) -> None:
         self.node.deliver(messages)
@@ -122,7 +124,7 @@ class NodeApp:
         if "debug" in apply:
             self.node.set_debug(self.config.debug)
         if apply.keys() & {"heartbeat_ms", "election_timeout_ms"}:
-            self.node.request_retime()
+            self.node.retime()
         log.info(
             "node %d reloaded its configuration: %s",
             self.config.node_id,
@@ -173,8 +175,8 @@ class NodeApp:
         loop.add_signal_handler(signal.SIGINT, self.request_stop, "SIGINT")
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.node.set_debug(self.config.debug)
-        await self.backend.start()
         try:
+            await self.backend.start()
             bootstrapping: asyncio.Task[None] | None = None
             if self.backend.initialized:
                 self.node.start_core()

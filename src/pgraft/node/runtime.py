@@ -103,7 +103,6 @@ class Node:
         self._tick_handle: asyncio.TimerHandle | None = None
         self._stopping = False
         self._adopt_to: int | None = None
-        self._retime = False
         self._hard = HardState()
         self._ticks = (0, 0)  # (heartbeat_tick, election_tick) of the current core
         self.promote: Callable[[RawNode], None] | None = None
@@ -176,14 +175,14 @@ class Node:
         )
         self.start_core()
 
-    def request_retime(self) -> None:
-        """Apply changed heartbeat/election timeouts (SIGHUP). When the timeouts keep
-        their ratio only the tick period changes (the timer reads it every tick);
-        otherwise the driver rebuilds the core from storage with the new tick counts and
-        volatile leader state is lost, exactly as after a restart."""
-        if self.config.timing()[1:] != self._ticks:
-            self._retime = True
-            self._wake.set()
+    def retime(self) -> None:
+        """Apply changed heartbeat/election timeouts (SIGHUP) without a restart: the tick
+        timer reads its period from the configuration every tick, and the core gets the
+        new tick counts (role, term and progress are kept). Called between Readies."""
+        ticks = self.config.timing()[1:]
+        if self.raw is not None and ticks != self._ticks:
+            self.raw.set_timing(*ticks)
+        self._ticks = ticks
 
     def set_debug(self, enabled: bool) -> None:
         logging.getLogger("pgraft").setLevel(logging.DEBUG if enabled else logging.INFO)
@@ -240,9 +239,6 @@ class Node:
                 if self._adopt_to is not None:
                     self._adopt(self._adopt_to)
                     self._adopt_to = None
-                if self._retime and self.raw is not None:
-                    self._retime = False
-                    self.start_core()
                 if self.raw is not None:
                     self._iterate(self.raw)
                 else:

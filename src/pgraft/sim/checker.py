@@ -14,8 +14,10 @@ property a constant-time lookup:
   position has one content and one predecessor term, so a second, different content
   at a known position is a violation.
 - Leader completeness: ``committed[index]`` is the term of the entry known committed
-  there (recorded when a node's commit index first covers it); a new leader's log
-  must hold every one of them (or a snapshot covering them).
+  there (recorded when a node's commit index first covers it) and ``committed_in``
+  the lowest term in which a node saw it committed; the log of a leader of a later
+  term must hold it (or a snapshot covering it). A leader of an *earlier* term may
+  still be elected afterwards (its votes were cast in its term) and may lack it.
 - State machine safety: ``applied[index]`` is the (term, type, data) any node applied
   at ``index``, and ``digest[index]`` the running checksum of the applied prefix, so
   snapshots are checked too.
@@ -63,6 +65,7 @@ class Checker:
         self.leaders: dict[int, int] = {}
         self.log: dict[tuple[int, int], tuple[int, bytes, int]] = {}
         self.committed: dict[int, int] = {}
+        self.committed_in: dict[int, int] = {}
         self.max_commit = 0
         self.applied: dict[int, tuple[int, int, bytes]] = {0: (0, 0, b"")}
         self.digest: dict[int, int] = {0: 0}
@@ -80,10 +83,12 @@ class Checker:
             raise Violation("election-safety", f"term {term} has two leaders: {other} and {node}")
 
     def check_completeness(self, node: int, term: int, storage: Storage) -> None:
-        """Every entry known committed must be in the new leader ``node``'s log."""
+        """Every entry committed in a term before ``term`` must be in the log of
+        ``node``, the new leader of ``term``."""
         snap = storage.snapshot().meta
+        committed_in = self.committed_in
         for index, cterm in self.committed.items():
-            if index < snap.index:
+            if index < snap.index or committed_in[index] >= term:
                 continue
             have = snap.term if index == snap.index else _term_or_none(storage, index)
             if have != cterm:
@@ -136,12 +141,15 @@ class Checker:
                     )
             prev_term = e.term
 
-    def on_commit(self, node: int, old: int, new: int, storage: Storage) -> None:
-        committed = self.committed
+    def on_commit(self, node: int, hs: HardState, old: int, storage: Storage) -> None:
+        """``node``'s commit index moved from ``old`` to ``hs.commit`` in term ``hs.term``."""
+        committed, committed_in = self.committed, self.committed_in
+        new = hs.commit
         for index in range(max(old, storage.first_index() - 1) + 1, new + 1):
             term = _term_or_none(storage, index)
             if term is None:
                 continue
+            committed_in[index] = min(committed_in.get(index, hs.term), hs.term)
             known = committed.setdefault(index, term)
             if known != term:
                 raise Violation(

@@ -237,7 +237,7 @@ class SimNode:
             storage.set_hard_state(hs)
             self.hs = hs
             if hs.commit > old.commit:
-                check.on_commit(self.id, old.commit, hs.commit, storage)
+                check.on_commit(self.id, hs, old.commit, storage)
 
     def _apply(self, entries: tuple[Entry, ...]) -> bool:
         check = self._check
