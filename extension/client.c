@@ -2,12 +2,22 @@
  * client.c -- pgraft_call(op, args): the SQL-callable client of the node's
  * control socket (docs/contracts.md section 3).
  *
- * One call is one connection: connect to "pgraft.sock" (relative: backends
- * run in the data directory, and sun_path is short), send one JSON line
- * {"op": ..., "args": ...}, read one line back.  Every wait goes through
- * WaitLatchOrSocket() followed by CHECK_FOR_INTERRUPTS(), so query cancel
- * and statement_timeout interrupt a call that waits for a commit.  The
- * descriptor is closed in PG_FINALLY, so errors and cancels do not leak it.
+ * Each backend keeps one connection to "pgraft.sock" (relative: backends run
+ * in the data directory, and sun_path is short) open across calls: a call
+ * sends one JSON line {"op": ..., "args": ...} and reads one line back.  Every
+ * wait goes through WaitLatchOrSocket() followed by CHECK_FOR_INTERRUPTS(), so
+ * query cancel and statement_timeout interrupt a call that waits for a commit.
+ *
+ * Reuse is cancel-safe: the connection is kept only after a call read exactly
+ * one complete reply line and nothing more.  Any error while sending or
+ * receiving (a cancel, a timeout, a closed or misbehaving peer) closes it in
+ * PG_CATCH, so a reply still in flight is never read by a later call.  Before
+ * reusing it, a call peeks at the socket without waiting: end of file or an
+ * error (the node restarted or closed it) or unexpected bytes mean a new
+ * connection.  A request is never re-sent once any byte of it may have
+ * reached the node (no duplicate appends); only a send that fails at once on
+ * a reused connection because the peer is gone (EPIPE/ECONNRESET, nothing
+ * delivered) is retried, once, on a new connection.
  *
  * Replies: {"ok": value} returns value as jsonb; {"error": {"code": "XXXXX",
  * "message": "..."}} raises an ERROR with that SQLSTATE.  A node that is not
@@ -91,8 +101,12 @@ connect_node(const char *op)
 	return fd;
 }
 
-static void
-send_all(pgsocket fd, const char *op, const char *data, size_t len)
+/*
+ * Send the whole request.  Returns false only when nothing was sent because
+ * the peer of a reused connection is gone (the caller may reconnect once).
+ */
+static bool
+send_all(pgsocket fd, const char *op, const char *data, size_t len, bool reused)
 {
 	size_t		sent = 0;
 
@@ -104,13 +118,19 @@ send_all(pgsocket fd, const char *op, const char *data, size_t len)
 			sent += n;
 		else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			wait_socket(fd, WL_SOCKET_WRITEABLE);
+		else if (reused && sent == 0 && n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return false;
 		else
 			node_unreachable(op, n < 0 ? strerror(errno) : "connection closed");
 	}
+	return true;
 }
 
-/* Read up to the first newline; the newline is replaced by NUL. */
-static void
+/*
+ * Read up to the first newline; the newline is replaced by NUL.  Returns false
+ * if bytes followed the newline (the connection must not be reused then).
+ */
+static bool
 recv_line(pgsocket fd, const char *op, StringInfo buf)
 {
 	for (;;)
@@ -127,9 +147,11 @@ recv_line(pgsocket fd, const char *op, StringInfo buf)
 			buf->data[buf->len] = '\0';
 			if (nl != NULL)
 			{
+				bool		clean = (nl == buf->data + buf->len - 1);
+
 				*nl = '\0';
 				buf->len = nl - buf->data;
-				return;
+				return clean;
 			}
 			if (buf->len > MAX_REPLY)
 				ereport(ERROR,
@@ -144,24 +166,62 @@ recv_line(pgsocket fd, const char *op, StringInfo buf)
 	}
 }
 
+/* This backend's connection to the node, or PGINVALID_SOCKET. */
+static pgsocket node_fd = PGINVALID_SOCKET;
+
+static void
+drop_connection(void)
+{
+	if (node_fd != PGINVALID_SOCKET)
+	{
+		close(node_fd);
+		node_fd = PGINVALID_SOCKET;
+	}
+}
+
+/* Is the kept connection still usable: no EOF, no error, no stray bytes? */
+static bool
+connection_idle(pgsocket fd)
+{
+	char		byte;
+	ssize_t		n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 /* Exchange one request line for one reply line. */
 static char *
 exchange(const char *op, const char *request, size_t len)
 {
 	StringInfoData reply;
-	pgsocket	fd = connect_node(op);
+	bool		reused;
+	volatile bool clean = false;
+
+	if (node_fd != PGINVALID_SOCKET && !connection_idle(node_fd))
+		drop_connection();
+	reused = node_fd != PGINVALID_SOCKET;
+	if (!reused)
+		node_fd = connect_node(op);
 
 	initStringInfo(&reply);
 	PG_TRY();
 	{
-		send_all(fd, op, request, len);
-		recv_line(fd, op, &reply);
+		if (!send_all(node_fd, op, request, len, reused))
+		{
+			drop_connection();
+			node_fd = connect_node(op);
+			(void) send_all(node_fd, op, request, len, false);
+		}
+		clean = recv_line(node_fd, op, &reply);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		close(fd);
+		drop_connection();
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (!clean)
+		drop_connection();
 	return reply.data;
 }
 

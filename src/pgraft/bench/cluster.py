@@ -14,6 +14,10 @@ both twice: with the client inside the leader process (``bench_seq``/``bench_tpu
 and through the leader's control socket (``log_append`` requests pipelined on one
 connection from this process);
 
+The disk's floor is measured first (``fsync_floor``: ``fdatasync`` of a small write in
+the benchmark's directory, sequentially): a sequential commit cannot be faster than
+the leader's fsync running in parallel with a follower's fsync plus a round trip.
+
 (c) failover: on a fresh cluster, SIGKILL the leader and time until a survivor reports
 a new leader (polling ``leader`` every 5 ms); median of ``--failover-reps`` with a
 150 ms election timeout, and of ``--failover-reps-default`` with the defaults
@@ -194,6 +198,27 @@ async def _socket_tput(path: str, secs: float, inflight: int, drain_s: float) ->
             "ops_s": st["in_window"] / secs}  # fmt: skip
 
 
+def fsync_floor(directory: Path, n: int = 200, cap_s: float = 5.0) -> dict[str, Any]:
+    """Latency of ``fdatasync`` after a 4 KiB write in ``directory`` (p50/p99, ms)."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    lat: list[float] = []
+    try:
+        t0 = time.perf_counter()
+        for i in range(n):
+            os.pwrite(fd, b"x" * 4096, (i % 64) * 4096)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            lat.append((time.perf_counter() - t) * 1e3)
+            if time.perf_counter() - t0 > cap_s:
+                break
+    finally:
+        os.close(fd)
+        path.unlink()
+    lat.sort()
+    return {"n": len(lat), "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99)}
+
+
 def _throughput(c: BenchCluster, lead: int, a: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     ms = int(a.tput_secs * 1000)
@@ -307,6 +332,8 @@ def main(argv: list[str]) -> int:
         if a.phase == "fill":
             result["fill"] = _fill(root, a)
         else:
+            result["fsync_floor"] = fsync_floor(root)
+            _say(f"fsync floor: p50 {result['fsync_floor']['p50_ms']:.2f} ms")
             c = BenchCluster(root / "main", 50, 500)
             try:
                 result["throughput"] = _throughput(c, c.leader(), a)

@@ -11,9 +11,10 @@ pgraft_log_append(0, <64 bytes>)``, for each client count, and then, as the yard
 on the same server, a plain durable ``INSERT`` of the same 64 bytes into a table. An
 append returns only when the entry is committed by a quorum and fsynced by the nodes'
 storage, so the two numbers compare "durable in one place" with "durable in a
-quorum". pgbench's own figures (tps, average latency) are reported as JSON on stdout;
-progress goes to stderr. Everything is stopped and removed at the end (``--keep``
-leaves the directory for inspection).
+quorum". The disk's ``fsync_floor`` (``fdatasync`` of a small write, measured in the
+same directory first) bounds both from below. pgbench's own figures (tps, average
+latency) are reported as JSON on stdout; progress goes to stderr. Everything is
+stopped and removed at the end (``--keep`` leaves the directory for inspection).
 
 Needs root (servers run as ``postgres``), the extension installed (``make -C
 extension install``) and the node's interpreter (scripts/install-node-venv.sh).
@@ -36,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from pgraft.bench.cluster import fsync_floor
 
 T = TypeVar("T")
 PAYLOAD = "x" * 64
@@ -209,6 +212,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     os.chmod(base, 0o755)
     servers: list[Server] = []
     try:
+        floor = fsync_floor(base)
+        print(f"fsync floor: p50 {floor['p50_ms']:.2f} ms", file=sys.stderr)
         for node_id in range(1, args.servers + 1):
             pg_port, raft_port = free_port(), free_port()
             while raft_port == pg_port:
@@ -228,6 +233,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "payload_bytes": len(PAYLOAD),
             "seconds_per_run": args.seconds,
             "fsync": True,
+            "fsync_floor": floor,
             "heartbeat_ms": args.heartbeat_ms,
             "election_timeout_ms": args.election_ms,
             "pgraft_log_append": [],

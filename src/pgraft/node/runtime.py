@@ -14,16 +14,23 @@ sets ``_wake``; the driver then, in one iteration:
 3. runs queued actions (conf changes, ReadIndex, transfers) and proposes every queued
    proposal in one ``propose_many`` call (group commit: proposals that arrive while the
    previous batch is being fsynced share the next fsync);
-4. for each ``Ready``: persists it (one fsynced transaction, inline: see below), sends
-   its messages (a leader sends its replication messages first, see ``_LEADER_KINDS``),
-   applies committed entries, answers reads, ``advance()``s, and then
-   releases the waiters whose index the commit/applied watermarks passed.
+4. for each ``Ready``: persists it, sends its messages (a leader sends its replication
+   messages first, see ``_LEADER_KINDS``), applies committed entries, answers reads,
+   ``advance()``s, and then releases the waiters whose index the commit/applied
+   watermarks passed.
 
-Persisting inline (not in a worker thread) keeps every SQLite access on the loop's
-thread: control requests read the same connection, and the driver never yields in the
-middle of an iteration, so other tasks only ever see the state between two Readies
-(they may even call the ``RawNode`` directly). Group commit still happens: requests
-that arrive during an fsync wait in the socket buffers and form the next batch.
+Pipelining. A Ready usually holds both new entries (to fsync) and committed entries
+written by an earlier Ready. When ``Backend.can_split`` says the committed part is
+already durable, the driver applies it first (no fsync), answers its requests, and
+then fsyncs the new entries in a worker thread while the loop keeps running: replies
+go out, sockets are read and new proposals queue up for the next batch (group
+commit) during the fsync. The driver itself waits for the fsync before it sends the
+Ready's other messages (a follower's acknowledgement, votes), steps anything or
+calls ``advance()``, so every message that depends on the entries still leaves after
+they are durable, and the ``RawNode`` is only driven between Readies. SQLite is
+shared with the loop's thread under ``Backend._db``. A Ready that cannot be split
+(a snapshot, a term or vote change, entries committed in the same Ready) is persisted
+in one transaction on the loop's thread, as before.
 
 Proposals are matched to their results by ``request_id``, so a proposal forwarded by a
 follower is answered when that follower applies the entry. Waiters time out with 57014.
@@ -35,6 +42,7 @@ leader adopts the node (``offer_adoption``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import time
@@ -106,6 +114,8 @@ class Node:
         self._hard = HardState()
         self._ticks = (0, 0)  # (heartbeat_tick, election_tick) of the current core
         self.promote: Callable[[RawNode], None] | None = None
+        self._fsync_thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self._retime_due = False
 
     # ------------------------------------------------------------ core lifecycle
 
@@ -177,11 +187,16 @@ class Node:
 
     def retime(self) -> None:
         """Apply changed heartbeat/election timeouts (SIGHUP) without a restart: the tick
-        timer reads its period from the configuration every tick, and the core gets the
-        new tick counts (role, term and progress are kept). Called between Readies."""
+        timer reads its period from the configuration every tick, and the driver gives
+        the core the new tick counts between Readies (role, term and progress kept)."""
+        self._retime_due = True
+        self._wake.set()
+
+    def _retime(self, raw: RawNode) -> None:
+        self._retime_due = False
         ticks = self.config.timing()[1:]
-        if self.raw is not None and ticks != self._ticks:
-            self.raw.set_timing(*ticks)
+        if ticks != self._ticks:
+            raw.set_timing(*ticks)
         self._ticks = ticks
 
     def set_debug(self, enabled: bool) -> None:
@@ -230,6 +245,7 @@ class Node:
 
     async def run(self) -> None:
         self._on_tick()
+        self._fsync_thread = concurrent.futures.ThreadPoolExecutor(1, "pgraft-fsync")
         try:
             while not self._stopping:
                 await self._wake.wait()
@@ -240,18 +256,21 @@ class Node:
                     self._adopt(self._adopt_to)
                     self._adopt_to = None
                 if self.raw is not None:
-                    self._iterate(self.raw)
+                    await self._iterate(self.raw)
                 else:
                     self._inbox.clear()
         finally:
             if self._tick_handle is not None:
                 self._tick_handle.cancel()
+            self._fsync_thread.shutdown(wait=True)
 
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
 
-    def _iterate(self, raw: RawNode) -> None:
+    async def _iterate(self, raw: RawNode) -> None:
+        if self._retime_due:
+            self._retime(raw)
         if self._tick_due:
             self._tick_due = False
             raw.tick()
@@ -280,9 +299,20 @@ class Node:
                 for rid, _data in batch:
                     self.proposals.fail(rid, err)
         while raw is self.raw and raw.has_ready():
-            self._handle_ready(raw, raw.ready())
+            await self._handle_ready(raw, raw.ready())
 
-    def _handle_ready(self, raw: RawNode, rd: Ready) -> None:
+    async def _fsync_log(self, rd: Ready) -> None:
+        """``Backend.persist_log(rd)`` in the worker thread. Even if this task is
+        cancelled, it returns only once the thread is done with the storage."""
+        assert self._fsync_thread is not None
+        cf = self._fsync_thread.submit(self.backend.persist_log, rd)
+        try:
+            await asyncio.shield(asyncio.wrap_future(cf))
+        except asyncio.CancelledError:
+            concurrent.futures.wait([cf])
+            raise
+
+    async def _handle_ready(self, raw: RawNode, rd: Ready) -> None:
         hs = rd.hard_state
         vote_changed = hs is not None and (hs.term, hs.vote) != (self._hard.term, self._hard.vote)
         if hs is not None:
@@ -297,7 +327,14 @@ class Node:
             late = tuple(m for m in late if not isinstance(m, _LEADER_KINDS))
             self.backend.send(early)
         t0 = time.perf_counter()
-        results = self.backend.persist(rd) if rd.must_sync or rd.committed_entries else {}
+        if self.backend.can_split(rd):
+            self._resolve(self.backend.apply_committed(rd))
+            if rd.hard_state is not None:
+                self.committed.advance(rd.hard_state.commit)
+            self.applied.advance(rd.committed_entries[-1].index)
+            await self._fsync_log(rd)
+        elif rd.must_sync or rd.committed_entries:
+            self._resolve(self.backend.persist(rd))
         log.debug(
             "node %d ready: %d entries, %d committed, %d messages, persisted in %.2f ms",
             self.config.node_id,
@@ -308,8 +345,6 @@ class Node:
         )
         if late:
             self.backend.send(late)
-        for rid, result in results.items():
-            self.proposals.resolve(rid, result)
         raw.advance(rd)
         if rd.hard_state is not None:
             self.committed.advance(rd.hard_state.commit)
@@ -333,6 +368,10 @@ class Node:
             )
             if snap is not None:
                 log.info("node %d compacted its log up to index %d", self.config.node_id, snap)
+
+    def _resolve(self, results: dict[bytes, Result]) -> None:
+        for rid, result in results.items():
+            self.proposals.resolve(rid, result)
 
     def _on_soft_state(self, leader: int, role: Role) -> None:
         nid = self.config.node_id

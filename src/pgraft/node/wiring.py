@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -59,6 +60,7 @@ class Backend:
             config.data_dir, node_id=config.node_id, cluster_name=config.cluster_name
         )
         self.sm = StateMachine(self.storage)  # attaches itself to the storage
+        self._db = threading.Lock()  # SQLite: the loop's thread or ``persist_log``'s
         self.rng = random.Random(os.urandom(16))
         tls = None
         if config.tls_cert:
@@ -122,7 +124,8 @@ class Backend:
         first, last = self.storage.first_index(), self.storage.last_index()
         if first != 1 or self.storage.hard_state.commit > ADOPTABLE_MAX_LOG:
             return False
-        entries = self.storage.entries(first, last + 1) if last >= first else []
+        with self._db:
+            entries = self.storage.entries(first, last + 1) if last >= first else []
         return all(e.type == EntryType.CONF_CHANGE or not e.data for e in entries)
 
     def adopt(self, cluster_id: int) -> None:
@@ -139,10 +142,41 @@ class Backend:
         id. It is fsynced unless it only advances the commit index and applies entries
         (``sync=False`` lets the storage skip that fsync: see ``save_ready``)."""
         batch = self.sm.batch(rd.committed_entries) if rd.committed_entries else None
-        self.storage.save_ready(
-            rd.entries, rd.hard_state, rd.snapshot, applied_updates=batch, sync=False
-        )
+        with self._db:
+            self.storage.save_ready(
+                rd.entries, rd.hard_state, rd.snapshot, applied_updates=batch, sync=False
+            )
         return batch.results if batch is not None else {}
+
+    def can_split(self, rd: Ready) -> bool:
+        """May ``rd`` be persisted as ``apply_committed`` then ``persist_log``? Only if
+        its committed entries and commit index are already durable in the log (they
+        were written by earlier Readies), it carries no snapshot and it keeps the term
+        and the vote: then applying first cannot apply anything not yet durable."""
+        if rd.snapshot is not None or not (rd.entries and rd.committed_entries):
+            return False
+        hard, last = self.storage.hard_state, self.storage.last_index()
+        hs = rd.hard_state
+        if hs is not None and (hs.term != hard.term or hs.vote != hard.vote or hs.commit > last):
+            return False
+        return rd.committed_entries[-1].index <= last
+
+    def apply_committed(self, rd: Ready) -> dict[bytes, Result]:
+        """First half of a split Ready (``can_split``): advance the commit index and
+        apply the committed entries, without an fsync (see ``save_ready``: the applied
+        state is a function of entries that are already durable)."""
+        batch = self.sm.batch(rd.committed_entries)
+        hs = rd.hard_state
+        with self._db:
+            self.storage.save_ready((), hs, None, applied_updates=batch, sync=False)
+        return batch.results
+
+    def persist_log(self, rd: Ready) -> None:
+        """Second half of a split Ready: its entries and hard state, fsynced. Safe in a
+        worker thread while the loop runs: it holds ``_db``, which every other SQLite
+        access from the loop's thread takes too, and touches no state machine table."""
+        with self._db:
+            self.storage.save_ready(rd.entries, rd.hard_state, None, sync=True)
 
     def send(self, messages: Sequence[Message]) -> None:
         self.transport.send_many(messages)
@@ -167,16 +201,17 @@ class Backend:
 
     def members(self) -> dict[int, tuple[str, int]]:
         """Member addresses as recorded in the log: {node_id: (address, port)}."""
-        return {m.node_id: (m.address, m.port) for m in self.sm.members().values()}
+        with self._db:
+            return {m.node_id: (m.address, m.port) for m in self.sm.members().values()}
 
     def log_read(self, lo: int, hi: int, limit: int) -> list[tuple[int, int, str]]:
-        return [
-            (r.index, r.term, r.data.decode("utf-8", "replace"))
-            for r in self.sm.log_read(lo, hi, limit)
-        ]
+        with self._db:
+            rows = self.sm.log_read(lo, hi, limit)
+        return [(r.index, r.term, r.data.decode("utf-8", "replace")) for r in rows]
 
     def kv_get(self, key: str) -> str | None:
-        return self.sm.kv_get(key)[0]
+        with self._db:
+            return self.sm.kv_get(key)[0]
 
     def last_contact_ms(self, node_id: int) -> int | None:
         if node_id == self._config.node_id:
