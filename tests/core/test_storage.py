@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pgraft.core import (
     Compacted,
@@ -77,3 +79,21 @@ def test_apply_snapshot_replaces_log() -> None:
     assert (s.first_index(), s.last_index(), s.term(10)) == (11, 10, 4)
     with pytest.raises(SnapshotOutOfDate):
         s.apply_snapshot(Snapshot(SnapshotMeta(9, 4, CS)))
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 30), st.integers(1, 6), st.integers(1, 4)),
+        max_size=25,
+    )
+)
+def test_append_matches_naive_model(ops: list[tuple[int, int, int]]) -> None:
+    s = MemoryStorage.bootstrap(CS)
+    model: list[int] = []  # model[i] = term of index i + 1
+    for first, count, term in ops:
+        first = min(first, len(model) + 1)  # never leave a gap
+        batch = [Entry(term, first + i) for i in range(count)]
+        s.append(batch)
+        model = model[: first - 1] + [term] * count
+        assert s.last_index() == len(model)
+        assert [s.term(i) for i in range(1, len(model) + 1)] == model

@@ -95,7 +95,7 @@ class Server:
         if out.returncode != 0:
             raise BenchError(f"{' '.join(args[:2])} failed: {out.stderr.strip()}")
 
-    def create(self, heartbeat_ms: int, election_ms: int) -> None:
+    def create(self, heartbeat_ms: int, election_ms: int, python: str | None = None) -> None:
         self.dir.mkdir()
         shutil.chown(self.dir, "postgres", "postgres")
         data = str(self.dir / "data")
@@ -115,6 +115,8 @@ class Server:
             "pgraft.heartbeat_interval": str(heartbeat_ms),
             "pgraft.election_timeout": str(election_ms),
         }
+        if python is not None:
+            settings["pgraft.python"] = f"'{python}'"
         with open(Path(data, "postgresql.conf"), "a", encoding="utf-8") as f:
             f.writelines(f"{k} = {v}\n" for k, v in settings.items())
         self._as_postgres(
@@ -213,14 +215,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     servers: list[Server] = []
     try:
         floor = fsync_floor(base)
-        print(f"fsync floor: p50 {floor['p50_ms']:.2f} ms", file=sys.stderr)
+        print(f"fsync floor: {floor}", file=sys.stderr)
         for node_id in range(1, args.servers + 1):
             pg_port, raft_port = free_port(), free_port()
             while raft_port == pg_port:
                 raft_port = free_port()
             s = Server(base, node_id, pg_port, raft_port, pg_bin)
             print(f"starting server {node_id} on port {pg_port}", file=sys.stderr)
-            s.create(args.heartbeat_ms, args.election_ms)
+            s.create(args.heartbeat_ms, args.election_ms, args.python)
             servers.append(s)
         leader = form_cluster(servers)
         leader.sql("CREATE TABLE bench_plain(id bigserial PRIMARY KEY, data text)")
@@ -278,6 +280,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each pgbench run")
     parser.add_argument("--heartbeat-ms", type=int, default=100)
     parser.add_argument("--election-ms", type=int, default=1000)
+    parser.add_argument(
+        "--python", help="pgraft.python of the servers (e.g. another build of the node)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the servers' directory")
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 3600:

@@ -252,8 +252,9 @@ def read_index(r: Raft, context: bytes, frm: int) -> None:
         r.pending_reads.append((context, frm))
     else:
         key = r.read_only.add_request(r.log.committed, frm, context)
-        r.read_only.recv_ack(r.id, key)
-        bcast_heartbeat(r, key)
+        if key:
+            r.read_only.recv_ack(r.id, key)
+            bcast_heartbeat(r, key)
 
 
 def transfer_leadership(r: Raft, target: int) -> None:

@@ -127,6 +127,7 @@ class RawNode:
             committed = ents
         msgs = tuple(r.msgs)
         r.msgs.clear()
+        r.read_only.seal()  # heartbeats of the open ReadIndex round leave now
         read_states = tuple(r.read_states)
         r.read_states.clear()
         return Ready(

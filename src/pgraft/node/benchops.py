@@ -23,7 +23,7 @@ import asyncio
 import time
 
 from pgraft.control.protocol import Args
-from pgraft.node.ops import Op
+from pgraft.node.ops import Op, new_request_id
 from pgraft.node.runtime import Node
 from pgraft.statemachine import commands
 
@@ -38,7 +38,7 @@ def percentile(sorted_vals: list[float], p: float) -> float | None:
 
 
 async def _append(node: Node, payload: bytes, timeout_s: float) -> None:
-    rid = commands.new_request_id()
+    rid = new_request_id()
     fut = node.propose(rid, commands.encode(commands.LogAppend(rid, payload)))
     await asyncio.wait_for(fut, timeout_s)
 
@@ -104,7 +104,7 @@ async def bench_tput(node: Node, args: Args) -> object:
                 break
         else:
             await slots.acquire()  # free: returns without yielding
-        rid = commands.new_request_id()
+        rid = new_request_id()
         fut: asyncio.Future[object] = node.propose(
             rid, commands.encode(commands.LogAppend(rid, payload))
         )  # type: ignore[assignment]
