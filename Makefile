@@ -10,6 +10,7 @@ PY      = $(VENV)/bin/python
 SEEDS  ?= 200
 STEPS  ?= 2000
 DURATION ?= 600
+SEED   ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: setup lint test test-all sim soak chaos bench-core bench-cluster bench-pg \
@@ -45,10 +46,10 @@ sim: setup
 	$(PY) -m pgraft.sim --seeds $(SEEDS) --steps $(STEPS)
 
 soak: setup
-	$(PY) -m pgraft.sim --seeds 10000 --steps $(STEPS)
+	$(PY) -m pgraft.sim --seeds 10000 --steps $(STEPS) --jobs 2
 
 chaos: setup
-	$(PY) -m pgraft.chaos --duration $(DURATION)
+	$(PY) -m pgraft.chaos --duration $(DURATION) --seed $(SEED)
 
 bench-core: setup
 	$(PY) -m pgraft.bench core

@@ -19,8 +19,6 @@ import asyncio
 import inspect
 import random
 
-import pytest
-
 from pgraft.core import Config, RawNode
 from pgraft.core.storage import MemoryStorage
 from pgraft.core.types import (
@@ -73,12 +71,6 @@ async def _drain(node: Node, raw: RawNode) -> None:
             await handled
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="node-bugs.md [node-reviewer] 'A sole voter's early-sent commit' "
-    "— remove this marker when fixed",
-)
 def test_sole_voter_does_not_announce_commit_before_fsync() -> None:
     async def scenario() -> tuple[int, list[tuple[str, object]]]:
         storage = MemoryStorage.bootstrap(ConfState(voters=frozenset({1}), learners=frozenset({2})))

@@ -51,12 +51,6 @@ def node() -> Iterator[LimitedNode]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, subprocess.TimeoutExpired),
-    reason="node-bugs.md [node-reviewer] 'A failed write leaves a zombie node' "
-    "— remove this marker when fixed",
-)
 def test_failed_write_stops_node_and_answers_58030(node: LimitedNode) -> None:
     node.start()
     assert node.call("init") is True

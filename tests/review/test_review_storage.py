@@ -35,12 +35,6 @@ def _filled(directory: Path, entries: int) -> DurableStorage:
     return st
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="node-bugs.md [node-reviewer] 'A damaged WAL frame silently rolls the node back' "
-    "— remove this marker when fixed",
-)
 def test_damaged_wal_frame_is_refused_not_silently_rolled_back(tmp_path: Path) -> None:
     live, crashed = tmp_path / "live", tmp_path / "crashed"
     st = _filled(live, 40)
@@ -68,12 +62,6 @@ def test_damaged_wal_frame_is_refused_not_silently_rolled_back(tmp_path: Path) -
         reopened.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="node-bugs.md [node-reviewer] 'Key-value rows carry no checksum' "
-    "— remove this marker when fixed",
-)
 def test_damaged_kv_row_is_detected(tmp_path: Path) -> None:
     st = _filled(tmp_path, 3)
     st.close()

@@ -79,6 +79,11 @@ class AsyncControlClient:
         self._writer.write(b"".join(encode_request(op, args) for op, args in requests))
         await self._writer.drain()
 
+    async def send_raw(self, data: bytes) -> None:
+        """Write already encoded request lines (``encode_request``)."""
+        self._writer.write(data)
+        await self._writer.drain()
+
     async def receive(self) -> object:
         """The next reply's value; raises ``ControlError`` for an error reply."""
         return decode_reply(await self._reader.readline())

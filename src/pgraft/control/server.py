@@ -44,6 +44,8 @@ YIELD_EVERY: Final = 64
 """Requests read from one connection before the reader yields to the event loop: a
 pipelined burst of 10,000 requests read in one go would run 10,000 handlers before
 the Raft driver's next turn, delaying heartbeats past an election timeout."""
+CLOSE_GRACE_S: Final = 1.0
+MAX_UNSENT_BYTES: Final = 16 << 20
 
 
 class ControlServer:
@@ -77,8 +79,15 @@ class ControlServer:
         )
 
     async def close(self) -> None:
+        """Stop accepting, stop reading, give replies already under way
+        ``CLOSE_GRACE_S`` to go out, then cancel whatever still runs (a handler waiting
+        for a log that no longer moves must not hold the process up)."""
         if self._server is not None:
             self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            if self._connections:
+                await asyncio.wait(list(self._connections), timeout=CLOSE_GRACE_S)
             for task in list(self._connections):
                 task.cancel()
             await asyncio.gather(*self._connections, return_exceptions=True)
@@ -102,7 +111,8 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         slots = asyncio.Semaphore(self._max_inflight)
         replies = _ReplyQueue()
-        writer_task = asyncio.create_task(self._write_replies(replies, writer, slots))
+        unsent = _Unsent()
+        writer_task = asyncio.create_task(self._write_replies(replies, writer, slots, unsent))
         try:
             read = 0
             while True:
@@ -110,6 +120,7 @@ class ControlServer:
                 read += 1
                 if read % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # a burst must not stall the Raft driver
+                await unsent.below_limit()  # a client that does not read its replies
                 try:
                     line = await reader.readline()
                 except ValueError:  # line longer than the limit
@@ -123,40 +134,81 @@ class ControlServer:
                 if not line.strip():
                     slots.release()
                     continue
-                replies.put(asyncio.create_task(self._run(line)))
+                replies.put(asyncio.create_task(self._run(line, unsent)))
         finally:
             replies.put(None)
             with contextlib.suppress(ConnectionError):
                 await writer_task
 
     async def _write_replies(
-        self, replies: _ReplyQueue, writer: asyncio.StreamWriter, slots: asyncio.Semaphore
+        self,
+        replies: _ReplyQueue,
+        writer: asyncio.StreamWriter,
+        slots: asyncio.Semaphore,
+        unsent: _Unsent,
     ) -> None:
         """Write replies in request order; replies already computed behind the one
         awaited go out in the same write (one syscall for a pipelined burst)."""
-        while (head := await replies.get()) is not None:
-            out = [await head]
-            slots.release()
-            while (task := replies.pop_done()) is not None:
-                out.append(task.result())
+        try:
+            while (head := await replies.get()) is not None:
+                out = [await head]
                 slots.release()
-            writer.write(b"".join(out))
-            await writer.drain()
+                while (task := replies.pop_done()) is not None:
+                    out.append(task.result())
+                    slots.release()
+                data = b"".join(out)
+                writer.write(data)
+                await writer.drain()
+                unsent.done(len(data))
+        finally:
+            unsent.close()  # the reader must not wait for a writer that is gone
 
-    async def _run(self, line: bytes) -> bytes:
+    async def _run(self, line: bytes, unsent: _Unsent) -> bytes:
         try:
             op, args = parse_request(line)
             result = await self._handler(op, args)
+            reply = encode_reply(result)
         except ControlError as err:
-            return encode_error(err)
+            reply = encode_error(err)
         except Exception as exc:
             log.exception("control request failed unexpectedly")
-            return encode_error(ControlError(INTERNAL, f"internal error: {exc!r}"))
-        return encode_reply(result)
+            reply = encode_error(ControlError(INTERNAL, f"internal error: {exc!r}"))
+        unsent.add(len(reply))
+        return reply
 
 
 async def _constant(data: bytes) -> bytes:
     return data
+
+
+class _Unsent:
+    """Bytes of one connection's replies computed but not yet taken by the socket.
+    Above ``MAX_UNSENT_BYTES`` the reader stops reading requests until the writer has
+    drained below it, so a client that pipelines requests without reading the replies
+    holds at most that much (plus the replies of the ``YIELD_EVERY`` requests read in
+    one go) instead of up to ``max_inflight`` replies."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self._closed = False
+        self._drained = asyncio.Event()
+
+    def add(self, n: int) -> None:
+        self.bytes += n
+
+    def done(self, n: int) -> None:
+        self.bytes -= n
+        if self.bytes <= MAX_UNSENT_BYTES:
+            self._drained.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._drained.set()
+
+    async def below_limit(self) -> None:
+        while self.bytes > MAX_UNSENT_BYTES and not self._closed:
+            self._drained.clear()
+            await self._drained.wait()
 
 
 class _ReplyQueue:

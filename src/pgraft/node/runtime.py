@@ -19,18 +19,19 @@ sets ``_wake``; the driver then, in one iteration:
    ``advance()``s, and then releases the waiters whose index the commit/applied
    watermarks passed.
 
-Pipelining. A Ready usually holds both new entries (to fsync) and committed entries
-written by an earlier Ready. When ``Backend.can_split`` says the committed part is
-already durable, the driver applies it first (no fsync), answers its requests, and
-then fsyncs the new entries in a worker thread while the loop keeps running: replies
-go out, sockets are read and new proposals queue up for the next batch (group
-commit) during the fsync. The driver itself waits for the fsync before it sends the
+Pipelining. Under load a Ready usually holds both new entries (to fsync) and committed
+entries written by an earlier Ready. When requests wait on this node and
+``Backend.can_split`` says the committed part is already durable, the driver applies
+it first (no fsync), answers its requests, and then fsyncs the new entries in a
+worker thread while the loop keeps running: replies go out, sockets are read and new
+proposals queue up for the next batch (group commit) during the fsync. The driver itself waits for the fsync before it sends the
 Ready's other messages (a follower's acknowledgement, votes), steps anything or
 calls ``advance()``, so every message that depends on the entries still leaves after
 they are durable, and the ``RawNode`` is only driven between Readies. SQLite is
 shared with the loop's thread under ``Backend._db``. A Ready that cannot be split
-(a snapshot, a term or vote change, entries committed in the same Ready) is persisted
-in one transaction on the loop's thread, as before.
+(a snapshot, a term or vote change, entries committed in the same Ready), or one no
+request here waits for (a follower serving no clients: a thread switch would only add
+latency), is persisted in one transaction on the loop's thread.
 
 Proposals are matched to their results by ``request_id``, so a proposal forwarded by a
 follower is answered when that follower applies the entry. Waiters time out with 57014.
@@ -48,9 +49,18 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
-from pgraft.control.errors import DROPPED, NO_LEADER, TIMEOUT, ControlError, not_initialized
+from pgraft.control.errors import (
+    DROPPED,
+    INTERNAL,
+    IO_FAILURE,
+    NO_LEADER,
+    TIMEOUT,
+    ControlError,
+    not_initialized,
+)
 from pgraft.core import Config, RawNode
 from pgraft.core.types import (
     AppendEntries,
@@ -64,6 +74,7 @@ from pgraft.core.types import (
     ProposalDropped,
     Ready,
     Role,
+    StorageError,
     TimeoutNow,
 )
 from pgraft.node.config import NodeConfig
@@ -87,6 +98,22 @@ _LEADER_KINDS = (AppendEntries, Heartbeat, InstallSnapshot, TimeoutNow)
 """What a leader sends *before* persisting its Ready (Raft thesis §10.2.1: the leader
 writes its log in parallel with replicating it). Safe here because the leader's own
 entries are durable before this loop can process any acknowledgement of them."""
+
+
+def _cap_commit(messages: tuple[Message, ...], rd: Ready) -> tuple[Message, ...]:
+    """Early-sent messages announce no commit beyond what is durable *before* this
+    Ready: a sole voter commits its own entries at once, and a learner must not apply
+    an entry that a crash or failed write of this Ready could still lose. The full
+    commit goes out with the next append or heartbeat, after the fsync."""
+    if not rd.entries:
+        return messages
+    durable = rd.entries[0].index - 1
+    return tuple(
+        replace(m, commit=durable)
+        if isinstance(m, AppendEntries | Heartbeat) and m.commit > durable
+        else m
+        for m in messages
+    )
 
 
 class Node:
@@ -116,6 +143,7 @@ class Node:
         self.promote: Callable[[RawNode], None] | None = None
         self._fsync_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._retime_due = False
+        self._failed: tuple[str, str] | None = None  # (code, message) after a fail-stop
 
     # ------------------------------------------------------------ core lifecycle
 
@@ -211,6 +239,7 @@ class Node:
         self._wake.set()
 
     def propose(self, request_id: bytes, data: bytes) -> asyncio.Future[Result]:
+        self._check_alive()
         if self.raw is None:
             raise not_initialized()
         fut = self.proposals.wait(request_id)
@@ -220,6 +249,7 @@ class Node:
 
     def act(self, action: Action) -> asyncio.Future[None]:
         """Run ``action(raw)`` in the driver; the future fails with its exception."""
+        self._check_alive()
         if self.raw is None:
             raise not_initialized()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -259,10 +289,32 @@ class Node:
                     await self._iterate(self.raw)
                 else:
                     self._inbox.clear()
+        except Exception as exc:
+            self._fail_stop(exc)
+            raise
         finally:
             if self._tick_handle is not None:
                 self._tick_handle.cancel()
             self._fsync_thread.shutdown(wait=True)
+
+    def _check_alive(self) -> None:
+        if self._failed is not None:
+            raise ControlError(*self._failed)
+
+    def _fail_stop(self, exc: Exception) -> None:
+        """The driver died (a failed write, corruption, a bug): say so at once and fail
+        every waiter, so that no client waits for a log that will never move again."""
+        code = IO_FAILURE if isinstance(exc, StorageError) else INTERNAL
+        self._failed = (code, f"node {self.config.node_id} stopped: {exc}")
+        log.critical("node %d fails and stops: %s", self.config.node_id, exc, exc_info=exc)
+        err = ControlError(*self._failed)
+        for waiters in (self.proposals, self.reads, self.committed, self.applied):
+            waiters.fail_all(err)
+        while self._actions:
+            _action, fut = self._actions.popleft()
+            if not fut.done():
+                fut.set_exception(err)
+        self._props.clear()
 
     def stop(self) -> None:
         self._stopping = True
@@ -325,9 +377,9 @@ class Node:
         if self.role == Role.LEADER and not vote_changed:
             early = tuple(m for m in late if isinstance(m, _LEADER_KINDS))
             late = tuple(m for m in late if not isinstance(m, _LEADER_KINDS))
-            self.backend.send(early)
+            self.backend.send(_cap_commit(early, rd))
         t0 = time.perf_counter()
-        if self.backend.can_split(rd):
+        if len(self.proposals) and self.backend.can_split(rd):
             self._resolve(self.backend.apply_committed(rd))
             if rd.hard_state is not None:
                 self.committed.advance(rd.hard_state.commit)

@@ -66,6 +66,13 @@ class IndexWaiters:
         """Set the watermark after a state reset (adoption); waiters stay parked."""
         self.mark = mark
 
+    def fail_all(self, exc: BaseException) -> None:
+        """Fail every parked waiter (fail-stop: the watermark will never move)."""
+        heap, self._heap = self._heap, []
+        for w in heap:
+            if not w.future.done():
+                w.future.set_exception(exc)
+
     def __len__(self) -> int:
         return len(self._heap)
 
@@ -98,6 +105,10 @@ class KeyedWaiters(Generic[K, V]):
         fut = self._futures.pop(key, None)
         if fut is not None and not fut.done():
             fut.set_exception(exc)
+
+    def fail_all(self, exc: BaseException) -> None:
+        for key in list(self._futures):
+            self.fail(key, exc)
 
     def __len__(self) -> int:
         return len(self._futures)

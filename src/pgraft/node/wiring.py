@@ -40,6 +40,9 @@ from pgraft.transport import PeerHello, TLSContexts, Transport
 
 MAX_CLUSTER_ID = (1 << 63) - 1
 ADOPTABLE_MAX_LOG = 1000
+LOG_READ_MAX_BYTES = 4 << 20
+"""Data bytes of one ``log_read`` reply: a 100,000-row read of large entries would
+otherwise build a reply of gigabytes on the event loop."""
 
 
 def address_context(address: str, port: int) -> bytes:
@@ -205,8 +208,10 @@ class Backend:
             return {m.node_id: (m.address, m.port) for m in self.sm.members().values()}
 
     def log_read(self, lo: int, hi: int, limit: int) -> list[tuple[int, int, str]]:
+        """At most ``limit`` records and about ``LOG_READ_MAX_BYTES`` of data (at least
+        one record): a reply with fewer rows than asked continues at last index + 1."""
         with self._db:
-            rows = self.sm.log_read(lo, hi, limit)
+            rows = self.sm.log_read(lo, hi, limit, LOG_READ_MAX_BYTES)
         return [(r.index, r.term, r.data.decode("utf-8", "replace")) for r in rows]
 
     def kv_get(self, key: str) -> str | None:

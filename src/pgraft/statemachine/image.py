@@ -14,7 +14,9 @@ Sections are the state machine's tables: ``kv`` (key, value or nil tombstone, in
 of last change), ``members`` (node id, address, port, role) and ``log`` (index,
 term, data, request id). The whole user log is included: it is the replicated log
 users read back by index on every node, so a follower restored from an image must
-be able to serve it too. Row CRCs are not carried; the restoring side recomputes them.
+be able to serve it too. Row CRCs are not carried, but every row's CRC is checked
+while the image is built (a damaged row must not be laundered into fresh, valid CRCs
+on every node it is shipped to) and recomputed by the restoring side.
 
 ``restore`` replaces the tables' contents inside the caller's transaction; a
 malformed image raises ``ImageError`` and the transaction rolls back untouched.
@@ -28,21 +30,28 @@ from __future__ import annotations
 import sqlite3
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Final, TypeGuard
 
 import msgpack
 
-from pgraft.statemachine.tables import log_crc
+from pgraft.statemachine.tables import kv_crc, log_crc, member_crc
+from pgraft.storage import CorruptionError
 
 MAGIC: Final = "pgraft-sm-image"
 VERSION: Final = 1
 CHUNK_ROWS: Final = 1000
 FEED_BYTES: Final = 1 << 20
 
-_SECTIONS: Final = {
-    "kv": "SELECT key, value, idx FROM sm_kv ORDER BY key",
-    "members": "SELECT node_id, address, port, role FROM sm_members ORDER BY node_id",
-    "log": "SELECT idx, term, data, request_id FROM sm_log ORDER BY idx",
+_SECTIONS: Final[dict[str, tuple[str, Callable[..., int], int]]] = {
+    # section: (query ending with the row's crc, crc function, its argument count)
+    "kv": ("SELECT key, value, idx, crc FROM sm_kv ORDER BY key", kv_crc, 3),
+    "members": (
+        "SELECT node_id, address, port, role, crc FROM sm_members ORDER BY node_id",
+        member_crc,
+        4,
+    ),
+    "log": ("SELECT idx, term, data, request_id, crc FROM sm_log ORDER BY idx", log_crc, 3),
 }
 
 
@@ -50,17 +59,21 @@ class ImageError(ValueError):
     """The bytes are not a valid state machine image."""
 
 
-def build(conn: sqlite3.Connection) -> bytes:
-    """The image of the tables' current contents (read in one statement each)."""
+def build(conn: sqlite3.Connection, path: Path) -> bytes:
+    """The image of the tables' current contents (read in one statement each).
+    Raises ``CorruptionError`` (naming ``path``, the database) if a row fails its CRC."""
     packer = msgpack.Packer(use_bin_type=True)
     z = zlib.compressobj(level=1)
     out = bytearray(z.compress(packer.pack([MAGIC, VERSION])))
     counts: dict[str, int] = {}
-    for section, query in _SECTIONS.items():
+    for section, (query, crc, width) in _SECTIONS.items():
         cur = conn.execute(query)
         counts[section] = 0
         while rows := cur.fetchmany(CHUNK_ROWS):
-            out += z.compress(packer.pack([section, [list(r) for r in rows]]))
+            for r in rows:
+                if crc(*r[:width]) != r[-1]:
+                    raise CorruptionError(path, f"{section} row {r[0]!r} fails its CRC")
+            out += z.compress(packer.pack([section, [list(r[:-1]) for r in rows]]))
             counts[section] += len(rows)
     out += z.compress(packer.pack(["end", counts]))
     out += z.flush()
@@ -77,7 +90,7 @@ def _kv(row: list[object]) -> tuple[object, ...]:
         raise ImageError("kv row has wrong types")
     if not _is_int(idx):
         raise ImageError("kv row has a bad index")
-    return (key, value, idx)
+    return (key, value, idx, kv_crc(key, value, idx))
 
 
 def _member(row: list[object]) -> tuple[object, ...]:
@@ -86,7 +99,7 @@ def _member(row: list[object]) -> tuple[object, ...]:
         raise ImageError("members row has wrong types")
     if role not in ("voter", "learner"):
         raise ImageError(f"members row has unknown role {role!r}")
-    return (node_id, address, port, role)
+    return (node_id, address, port, role, member_crc(node_id, address, port, role))
 
 
 def _log(row: list[object]) -> tuple[object, ...]:
@@ -99,9 +112,9 @@ def _log(row: list[object]) -> tuple[object, ...]:
 
 
 _INSERT: Final[dict[str, tuple[str, int, Callable[[list[object]], tuple[object, ...]]]]] = {
-    "kv": ("INSERT INTO sm_kv (key, value, idx) VALUES (?, ?, ?)", 3, _kv),
+    "kv": ("INSERT INTO sm_kv (key, value, idx, crc) VALUES (?, ?, ?, ?)", 3, _kv),
     "members": (
-        "INSERT INTO sm_members (node_id, address, port, role) VALUES (?, ?, ?, ?)",
+        "INSERT INTO sm_members (node_id, address, port, role, crc) VALUES (?, ?, ?, ?, ?)",
         4,
         _member,
     ),

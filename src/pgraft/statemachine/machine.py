@@ -97,7 +97,7 @@ class StateMachine:
     def __init__(self, storage: DurableStorage) -> None:
         self._storage = storage
         self._conn = storage.connection
-        if not tables.exist(self._conn):
+        if not tables.current(self._conn):
             with storage.transaction():
                 tables.create(self._conn)
         storage.attach(self)
@@ -175,14 +175,20 @@ class StateMachine:
 
     def _set(self, key: str, value: str | None, index: int) -> None:
         self._conn.execute(
-            "INSERT INTO sm_kv (key, value, idx) VALUES (?, ?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, idx = excluded.idx",
-            (key, value, index),
+            "INSERT OR REPLACE INTO sm_kv (key, value, idx, crc) VALUES (?, ?, ?, ?)",
+            (key, value, index, tables.kv_crc(key, value, index)),
         )
 
     def _get(self, key: str) -> tuple[str | None, int]:
-        row = self._conn.execute("SELECT value, idx FROM sm_kv WHERE key = ?", (key,)).fetchone()
-        return (None, 0) if row is None else (row[0], int(row[1]))
+        row = self._conn.execute(
+            "SELECT value, idx, crc FROM sm_kv WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return None, 0
+        value, idx, crc = row
+        if tables.kv_crc(key, value, idx) != crc:
+            raise CorruptionError(self._storage.path, f"key-value row {key!r} fails its CRC")
+        return value, int(idx)
 
     def _conf_change(self, e: Entry, conf: ConfState) -> ConfState:
         try:
@@ -199,12 +205,13 @@ class StateMachine:
         role = VOTER if cc.type == ConfChangeType.ADD_NODE else LEARNER
         (voters if role == VOTER else learners).add(nid)
         address, port = _context_address(cc.context)
+        old = self.members().get(nid)
+        if port <= 0 and old is not None:  # no address given: keep the known one
+            address, port = old.address, old.port
         self._conn.execute(
-            "INSERT INTO sm_members (node_id, address, port, role) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (node_id) DO UPDATE SET role = excluded.role,"
-            " address = CASE WHEN excluded.port > 0 THEN excluded.address ELSE address END,"
-            " port = CASE WHEN excluded.port > 0 THEN excluded.port ELSE port END",
-            (nid, address, port, role),
+            "INSERT OR REPLACE INTO sm_members (node_id, address, port, role, crc)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (nid, address, port, role, tables.member_crc(nid, address, port, role)),
         )
         return ConfState(frozenset(voters), frozenset(learners))
 
@@ -214,18 +221,33 @@ class StateMachine:
         """(value or None, index of the entry that last changed the key or 0)."""
         return self._get(key)
 
-    def log_read(self, lo: int, hi: int, limit: int) -> list[LogRecord]:
+    def log_read(
+        self, lo: int, hi: int, limit: int, max_bytes: int | None = None
+    ) -> list[LogRecord]:
         """User log records with ``lo <= index <= hi``, at most ``limit``, in index
-        order. Raises ``CorruptionError`` if a record fails its CRC."""
+        order; with ``max_bytes``, the records stop once their data reaches that many
+        bytes (always at least one record). Raises ``CorruptionError`` if a record
+        fails its CRC."""
         rows = self._conn.execute(
             "SELECT idx, term, data, crc FROM sm_log WHERE idx BETWEEN ? AND ?"
             " ORDER BY idx LIMIT ?",
             (lo, hi, max(limit, 0)),
-        ).fetchall()
-        for idx, term, data, crc in rows:
-            if tables.log_crc(idx, term, data) != crc:
-                raise CorruptionError(self._storage.path, f"user log record {idx} fails its CRC")
-        return [LogRecord(idx, term, data) for idx, term, data, _ in rows]
+        )
+        out: list[LogRecord] = []
+        size = 0
+        try:
+            for idx, term, data, crc in rows:
+                if max_bytes is not None and out and size + len(data) > max_bytes:
+                    break
+                if tables.log_crc(idx, term, data) != crc:
+                    raise CorruptionError(
+                        self._storage.path, f"user log record {idx} fails its CRC"
+                    )
+                out.append(LogRecord(idx, term, data))
+                size += len(data)
+        finally:
+            rows.close()  # never leave a read statement open on the shared connection
+        return out
 
     def has_user_data(self) -> bool:
         """True once any user log record or key was ever applied (tombstones count)."""
@@ -235,14 +257,21 @@ class StateMachine:
         return bool(row[0])
 
     def members(self) -> dict[int, Member]:
-        rows = self._conn.execute("SELECT node_id, address, port, role FROM sm_members")
-        return {r[0]: Member(r[0], r[1], r[2], r[3]) for r in rows}
+        """Every member; raises ``CorruptionError`` if a row fails its CRC."""
+        members = {}
+        for nid, address, port, role, crc in self._conn.execute(
+            "SELECT node_id, address, port, role, crc FROM sm_members"
+        ).fetchall():
+            if tables.member_crc(nid, address, port, role) != crc:
+                raise CorruptionError(self._storage.path, f"member row {nid} fails its CRC")
+            members[nid] = Member(nid, address, port, role)
+        return members
 
     # ------------------------------------------------------------------ snapshots
 
     def snapshot_image(self) -> bytes:
         """An image of the current state (as of ``last_applied``); see ``image``."""
-        return image.build(self._conn)
+        return image.build(self._conn, self._storage.path)
 
     def restore(self, data: bytes) -> None:
         """Replace the state with an image (``b""``: empty). Called by the storage

@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pgraft.core.types import ConfState, Entry, HardState, Snapshot
-from pgraft.storage import invariants, schema
+from pgraft.storage import invariants, schema, walcheck
 from pgraft.storage.errors import CorruptionError, IdentityMismatch, StorageFailure
 from pgraft.storage.lockfile import DirLock
 from pgraft.storage.schema import DiskState, Meta
@@ -64,7 +64,10 @@ class DurableStorage(LogView):
         lock = DirLock(directory / "LOCK")
         path = directory / schema.DB_NAME
         conn: sqlite3.Connection | None = None
+        marker = walcheck.OpenMarker(path)
         try:
+            marker.check()
+            walcheck.check_wal(path)
             if not path.exists():
                 if Path(f"{path}-wal").exists():
                     raise CorruptionError(path, "missing, but its write-ahead log exists")
@@ -80,6 +83,7 @@ class DurableStorage(LogView):
                 )
             storage = cls(path, conn, lock, meta)
             storage._load(verify_tail)
+            marker.set()
             return storage
         except BaseException as exc:
             if conn is not None:
@@ -90,8 +94,17 @@ class DurableStorage(LogView):
             raise
 
     def close(self) -> None:
-        self._conn.close()
-        self._lock.release()
+        """Checkpoint the WAL into the database (fsynced), then close: a clean close
+        leaves nothing that depends on the WAL (``walcheck.OpenMarker``)."""
+        try:
+            busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy == 0:
+                walcheck.OpenMarker(self.path).clear()
+        except sqlite3.Error:
+            pass  # not clean: the marker stays and the WAL is recovered at the next open
+        finally:
+            self._conn.close()
+            self._lock.release()
 
     def __enter__(self) -> DurableStorage:
         return self
