@@ -67,14 +67,14 @@ class Args:
         value = self._get(key)
         if not isinstance(value, str):
             raise ControlError(INVALID_PARAMETER, f"argument {key!r} must be a string")
-        return value
+        return _utf8(key, value)
 
     def optional_text(self, key: str) -> str | None:
         """A string that may be JSON null (e.g. the expected value of a compare-and-set)."""
         value = self._raw.get(key)
         if value is not None and not isinstance(value, str):
             raise ControlError(INVALID_PARAMETER, f"argument {key!r} must be a string or null")
-        return value
+        return None if value is None else _utf8(key, value)
 
     def flag(self, key: str) -> bool:
         value = self._get(key)
@@ -83,11 +83,24 @@ class Args:
         return value
 
 
+def _utf8(key: str, value: str) -> str:
+    """``value`` if it can be encoded as UTF-8 (JSON admits lone surrogates like
+    "\\ud800", which no entry or key may carry)."""
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ControlError(
+                INVALID_PARAMETER, f"argument {key!r} is not valid Unicode (lone surrogate)"
+            ) from None
+    return value
+
+
 def parse_request(line: bytes) -> tuple[str, Args]:
     """Decode one request line. Raises ``ControlError`` (22023) when malformed."""
     try:
         obj = json.loads(line.decode())
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deeply nested
         raise ControlError(INVALID_PARAMETER, f"request is not valid JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise ControlError(INVALID_PARAMETER, "request must be a JSON object")
