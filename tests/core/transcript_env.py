@@ -94,6 +94,8 @@ def _matches(m: Message, kw: dict[str, str], to: set[int] | None) -> bool:
 
 
 class Env:
+    """Runs transcript commands; ``execute`` returns the output lines of one command."""
+
     def __init__(self) -> None:
         self.nodes: dict[int, Node] = {}
         self.wire: list[Message] = []

@@ -149,6 +149,8 @@ async def remove_node(node: Node, args: Args) -> object:
     conf = _conf(node)
     if nid not in conf.voters and nid not in conf.learners:
         raise ControlError(UNKNOWN_NODE, f"node {nid} is not a member")
+    if conf.voters == {nid}:
+        raise ControlError(NOT_READY, f"node {nid} is the last voter and cannot be removed")
     deadline = time.monotonic() + wait_seconds(node, args)
     await _change(
         node,

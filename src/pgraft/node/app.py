@@ -29,10 +29,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from pgraft.control.errors import INVALID_PARAMETER, ControlError
+from pgraft.control.errors import INVALID_PARAMETER, IO_FAILURE, ControlError
 from pgraft.control.protocol import Args
 from pgraft.control.server import DEFAULT_MAX_LINE, ControlServer
-from pgraft.core.types import Message
+from pgraft.core.types import Message, StorageError
 from pgraft.node.admin import ADMIN_OPS, Promoter, lead_alone
 from pgraft.node.config import RELOADABLE, ConfigInvalid, NodeConfig, load_config
 from pgraft.node.ops import DATA_OPS, Op
@@ -60,6 +60,7 @@ class NodeApp:
         self._config_path = config_path
         self._parent_pid = parent_pid
         self._stop = asyncio.Event()
+        self._failure: StorageError | None = None
         self.backend = Backend(config, secret, self._deliver, self._accept)
         self.node = Node(config, self.backend)
         self.node.promote = Promoter(self.node).run_once
@@ -92,7 +93,13 @@ class NodeApp:
         handler = self._ops.get(op)
         if handler is None:
             raise ControlError(INVALID_PARAMETER, f"unknown op {op!r}")
-        return await handler(self.node, args)
+        try:
+            return await handler(self.node, args)
+        except StorageError as exc:  # damage found while serving a read: fail-stop
+            self.node.fail_stop(exc)
+            self._failure = exc
+            self.request_stop("storage failure")
+            raise ControlError(IO_FAILURE, f"storage failure: {exc}") from None
 
     def request_stop(self, why: str) -> None:
         if not self._stop.is_set():
@@ -212,6 +219,8 @@ class NodeApp:
                 w.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await driver  # re-raises a driver failure (fail-stop)
+            if self._failure is not None:
+                raise self._failure
             return 0
         finally:
             with contextlib.suppress(Exception):

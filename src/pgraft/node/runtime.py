@@ -24,14 +24,15 @@ entries written by an earlier Ready. When requests wait on this node and
 ``Backend.can_split`` says the committed part is already durable, the driver applies
 it first (no fsync), answers its requests, and then fsyncs the new entries in a
 worker thread while the loop keeps running: replies go out, sockets are read and new
-proposals queue up for the next batch (group commit) during the fsync. The driver itself waits for the fsync before it sends the
-Ready's other messages (a follower's acknowledgement, votes), steps anything or
-calls ``advance()``, so every message that depends on the entries still leaves after
-they are durable, and the ``RawNode`` is only driven between Readies. SQLite is
-shared with the loop's thread under ``Backend._db``. A Ready that cannot be split
-(a snapshot, a term or vote change, entries committed in the same Ready), or one no
-request here waits for (a follower serving no clients: a thread switch would only add
-latency), is persisted in one transaction on the loop's thread.
+proposals queue up for the next batch (group commit) during the fsync. The driver
+itself waits for the fsync before it sends the Ready's other messages (a follower's
+acknowledgement, votes), steps anything or calls ``advance()``, so every message that
+depends on the entries still leaves after they are durable, and the ``RawNode`` is
+only driven between Readies. SQLite is shared with the loop's thread under
+``Backend._db``. A Ready that cannot be split (a snapshot, a term or vote change,
+entries committed in the same Ready), or one no request here waits for (a follower
+serving no clients: a thread switch would only add latency), is persisted in one
+transaction on the loop's thread.
 
 Proposals are matched to their results by ``request_id``, so a proposal forwarded by a
 follower is answered when that follower applies the entry. Waiters time out with 57014.
@@ -290,7 +291,7 @@ class Node:
                 else:
                     self._inbox.clear()
         except Exception as exc:
-            self._fail_stop(exc)
+            self.fail_stop(exc)
             raise
         finally:
             if self._tick_handle is not None:
@@ -301,9 +302,14 @@ class Node:
         if self._failed is not None:
             raise ControlError(*self._failed)
 
-    def _fail_stop(self, exc: Exception) -> None:
-        """The driver died (a failed write, corruption, a bug): say so at once and fail
-        every waiter, so that no client waits for a log that will never move again."""
+    def fail_stop(self, exc: Exception) -> None:
+        """The driver died (a failed write, corruption, a bug) or a read found damage:
+        say so at once and fail every waiter, so that no client waits for a log that
+        will never move again. The caller stops the node."""
+        if self._failed is not None:
+            return
+        self._stopping = True
+        self._wake.set()
         code = IO_FAILURE if isinstance(exc, StorageError) else INTERNAL
         self._failed = (code, f"node {self.config.node_id} stopped: {exc}")
         log.critical("node %d fails and stops: %s", self.config.node_id, exc, exc_info=exc)
