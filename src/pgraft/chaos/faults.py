@@ -15,6 +15,8 @@ timing still varies).
 Fault kinds:
 
 * ``kill``       -- SIGKILL a node (the leader half of the time), later restart it;
+* ``crash``      -- SIGKILL every node at once (a whole-cluster power cut, as far as
+  a process can tell: the page cache survives), later restart them all;
 * ``pause``      -- SIGSTOP a node (the leader half of the time) for longer than the
   election timeout, then SIGCONT;
 * ``partition``  -- a random minority | majority split, both directions;
@@ -54,11 +56,12 @@ from pgraft.chaos.netns import Network, partition_links
 from pgraft.control.errors import UNKNOWN_NODE, ControlError
 
 NETWORK_KINDS = ("partition", "isolate", "bridge", "oneway", "shift")
-PROCESS_KINDS = ("kill", "pause", "membership")
+PROCESS_KINDS = ("kill", "crash", "pause", "membership")
 ALL_KINDS = PROCESS_KINDS + NETWORK_KINDS + ("disk",)
 RECOVERY_LIMIT_S = 60.0
 DISK_EXIT_WAIT_S = 15
 DISK_FULL_SIGNS = ("disk is full", "No space left")
+FILLER = "filler"
 
 
 @dataclass
@@ -152,15 +155,22 @@ class Nemesis:
             )
 
     async def heal(self) -> None:
-        """Undo everything: links, paused and dead nodes, removed members."""
+        """Undo everything: links, full disks, paused and dead nodes, removed members."""
         if self.network is not None:
             self.network.heal()
+        self.free_disks()
         for node_id in self.cluster.ids:
             if self.cluster.nodes[node_id].paused:
                 self.cluster.signal(node_id, signal.SIGCONT)
         self.revive()
         for node_id in sorted(self.removed):
             await self._rejoin(node_id)
+
+    def free_disks(self) -> None:
+        """Delete any filler left on a node's own file system."""
+        for node in self.cluster.nodes.values():
+            if node.disk_mount is not None:
+                (node.disk_mount / FILLER).unlink(missing_ok=True)
 
     def revive(self) -> None:
         """Restart every member that is not running. A node that exited by itself is a
@@ -195,6 +205,13 @@ class Nemesis:
                 target = await self._target()
                 record.targets = [target]
                 self.cluster.kill(target)
+                await self._hold()
+            case "crash":
+                record.targets = list(self.cluster.ids)
+                for node_id in record.targets:  # all signals first: no one outlives another
+                    self.cluster.signal(node_id, signal.SIGKILL)
+                for node_id in record.targets:
+                    self.cluster.kill(node_id)
                 await self._hold()
             case "pause":
                 target = await self._target()
@@ -302,7 +319,7 @@ class Nemesis:
         node = disk[0]
         assert node.disk_mount is not None
         record.targets = [node.node_id]
-        filler = node.disk_mount / "filler"
+        filler = node.disk_mount / FILLER
         fill(filler)
         await self._hold()
         code = None
@@ -314,7 +331,7 @@ class Nemesis:
         record.note = "node kept running" if code is None else f"node exited with {code}"
         if code is not None:
             self.disk_stops.append(f"node {node.node_id} stopped: {node.log_tail(1)}")
-        filler.unlink()
+        filler.unlink(missing_ok=True)
         if code is not None:
             self.cluster.start(node.node_id)
             try:

@@ -8,8 +8,9 @@ pipeline many requests, e.g. thousands of ``log_append`` calls that commit toget
 and queues the task; the writer awaits the tasks in arrival order and writes their
 replies, so replies come back in request order. A semaphore caps the requests in flight
 per connection: when it is exhausted the reader stops reading and the socket's buffer
-pushes back on the client; and the reader yields every ``YIELD_EVERY`` requests so a
-burst cannot monopolise the event loop.
+pushes back on the client; so does a connection whose computed but unwritten replies
+exceed ``MAX_UNSENT_BYTES`` (a client that does not read); and the reader yields
+every ``YIELD_EVERY`` requests so a burst cannot monopolise the event loop.
 
 The socket file is created under a 0177 umask (mode 0600): only the owner, the
 PostgreSQL OS user, may talk to the node. A stale socket file left by a crashed node is
@@ -124,8 +125,9 @@ class ControlServer:
                 try:
                     line = await reader.readline()
                 except ValueError:  # line longer than the limit
-                    err = ControlError(INVALID_PARAMETER, "request line too long")
-                    replies.put(asyncio.create_task(_constant(encode_error(err))))
+                    err = encode_error(ControlError(INVALID_PARAMETER, "request line too long"))
+                    unsent.add(len(err))
+                    replies.put(asyncio.create_task(_constant(err)))
                     break
                 except ConnectionError:
                     break

@@ -97,7 +97,8 @@ def _check_ranges(c: NodeConfig) -> None:
     _range("pg_port", c.pg_port, 0, 65535)
     _range("heartbeat_ms", c.heartbeat_ms, 1, 600_000)
     _range("election_timeout_ms", c.election_timeout_ms, 2, 3_600_000)
-    _range("max_entry_bytes", c.max_entry_bytes, 64, 64 << 20)
+    # An entry travels inside one transport frame (64 MiB) with its message header.
+    _range("max_entry_bytes", c.max_entry_bytes, 64, 32 << 20)
     _range("snapshot_threshold", c.snapshot_threshold, 1, 1 << 40)
     _range("log_retention", c.log_retention, 0, 1 << 40)
     _range("health_period_ms", c.health_period_ms, 1, 3_600_000)

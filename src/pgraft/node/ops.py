@@ -32,7 +32,7 @@ from pgraft.control.errors import (
 )
 from pgraft.control.protocol import Args
 from pgraft.core.types import ProposalDropped
-from pgraft.node.runtime import Node
+from pgraft.node.runtime import Action, Node
 from pgraft.statemachine import Result, commands
 
 Op = Callable[[Node, Args], Awaitable[object]]
@@ -114,16 +114,28 @@ async def read_index(node: Node, timeout: float) -> int:
     for a leader, then raises PR001."""
     if node.raw is None:
         raise not_initialized()
-    if not await leader_known(node, time.monotonic() + min(timeout, grace_seconds(node))):
-        raise ControlError(NO_LEADER, "no leader is known; retry")
-    ctx = os.urandom(16)
-    fut = node.reads.wait(ctx)
-    try:
-        await node.act(lambda raw: raw.read_index(ctx))
-    except ProposalDropped as exc:
-        fut.cancel()
-        raise ControlError(NO_LEADER, f"no leader to confirm a read ({exc}); retry") from exc
-    return int(await node.wait(fut, timeout, "the leader to confirm a read index"))
+    start = time.monotonic()
+    grace_end = start + min(timeout, grace_seconds(node))
+    while True:
+        if not await leader_known(node, grace_end):
+            raise ControlError(NO_LEADER, "no leader is known; retry")
+        ctx = os.urandom(16)
+        fut = node.reads.wait(ctx)
+        try:
+            await node.act(_asks_read(ctx))
+        except ProposalDropped as exc:
+            fut.cancel()
+            raise ControlError(NO_LEADER, f"no leader to confirm a read ({exc}); retry") from exc
+        left = start + timeout - time.monotonic()
+        try:
+            return int(await node.wait(fut, left, "the leader to confirm a read index"))
+        except ControlError as exc:  # PR001: the leader changed before it answered
+            if exc.code != NO_LEADER or time.monotonic() >= grace_end:
+                raise
+
+
+def _asks_read(ctx: bytes) -> Action:
+    return lambda raw: raw.read_index(ctx)
 
 
 async def read_barrier(node: Node, args: Args) -> int:

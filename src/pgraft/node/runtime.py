@@ -58,6 +58,7 @@ from pgraft.control.errors import (
     INTERNAL,
     IO_FAILURE,
     NO_LEADER,
+    NOT_READY,
     TIMEOUT,
     ControlError,
     not_initialized,
@@ -212,6 +213,11 @@ class Node:
         log.info(
             "node %d was adopted by cluster %x (left %x)", self.config.node_id, cluster_id, old
         )
+        # Requests made of the old cluster must not be proposed into the new one.
+        err = ControlError(NOT_READY, f"node {self.config.node_id} joined another cluster")
+        self._props.clear()
+        for waiters in (self.proposals, self.reads, self.committed, self.applied):
+            waiters.fail_all(err)
         self.start_core()
 
     def retime(self) -> None:
@@ -445,6 +451,8 @@ class Node:
             self.leader = leader
             self.leader_changed.set()
             self.leader_changed = asyncio.Event()
+            # A ReadIndex round in flight dies with the leadership it was sent to.
+            self.reads.fail_all(ControlError(NO_LEADER, "the leader changed during a read"))
         self.role = role
 
     def _log_conf_changes(self, rd: Ready) -> None:

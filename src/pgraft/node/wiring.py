@@ -122,8 +122,8 @@ class Backend:
         if not self.initialized:
             return True
         conf = self.storage.conf_state
-        if conf.learners or conf.voters - {self._config.node_id}:
-            return False
+        if conf.learners or conf.voters != {self._config.node_id}:
+            return False  # another member, or adopted already (empty until its log arrives)
         first, last = self.storage.first_index(), self.storage.last_index()
         if first != 1 or self.storage.hard_state.commit > ADOPTABLE_MAX_LOG:
             return False

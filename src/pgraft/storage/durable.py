@@ -17,6 +17,11 @@ committed entry is ever truncated; the term never decreases and the vote never
 changes within a term; the commit index never decreases and never passes the last
 index; a snapshot is only installed above the applied index.
 
+Opening checks the write-ahead log before SQLite recovers it (``walcheck``): SQLite
+would silently drop everything after a damaged frame, or open without a lost WAL, and
+a node that forgets its term, vote or acknowledged entries breaks Raft. A clean
+``close`` checkpoints the WAL into the database first.
+
 Not thread-safe: use one thread at a time (the runtime may use a worker thread).
 """
 
