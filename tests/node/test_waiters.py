@@ -37,3 +37,33 @@ def test_keyed_waiters_resolve_once_and_forget_cancelled() -> None:
         assert w.resolve(b"b", 1) is False
 
     asyncio.run(scenario())
+
+
+def test_node_wait_times_out_with_57014_and_forgets_the_waiter() -> None:
+    from pgraft.control.errors import ControlError
+    from pgraft.node.config import NodeConfig
+    from pgraft.node.runtime import Node
+
+    async def scenario() -> None:
+        node = Node(NodeConfig(1, "c", "127.0.0.1", 7001, "/nonexistent"), None)  # type: ignore[arg-type]
+        slow = node.proposals.wait(b"slow")
+        fast = node.proposals.wait(b"fast")
+        done = asyncio.ensure_future(node.wait(fast, 30.0, "fast"))
+        node.proposals.resolve(b"fast", 7)
+        assert await done == 7
+        try:
+            await node.wait(slow, 0.1, "the entry to apply")
+        except ControlError as err:
+            assert err.code == "57014" and "0.1 s" in str(err), err
+        else:
+            raise AssertionError("no timeout")
+        assert slow.done() and len(node.proposals) == 0
+        assert len(node._deadlines) == 0  # nothing left for the sweep
+        try:
+            await node.wait(asyncio.Event().wait(), 0.05, "an event")  # not a future
+        except ControlError as err:
+            assert err.code == "57014"
+        else:
+            raise AssertionError("no timeout")
+
+    asyncio.run(scenario())

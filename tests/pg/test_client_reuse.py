@@ -8,6 +8,7 @@ client that kept that connection after cancelling the call would read the late
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -73,10 +74,8 @@ class KeepAliveNode:
     def drop_connections(self) -> None:
         """What a node restart looks like to the clients: every connection closes."""
         for conn in self.conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self.conns.clear()
 
     def close(self) -> None:

@@ -187,6 +187,16 @@ class Nemesis:
             if node.proc is None and node_id not in self.removed:
                 self.cluster.start(node_id)
 
+    def unstick(self, node_id: int) -> None:
+        """Kill a node that runs without answering (``revive`` restarts it). Expected
+        only while it is stopping on a full disk; anything else is a problem."""
+        last = self.cluster.nodes[node_id].log_tail(1)
+        self.cluster.kill(node_id)
+        if any(sign in last for sign in DISK_FULL_SIGNS):
+            self.disk_stops.append(f"node {node_id} hung stopping, killed: {last}")
+        else:
+            self.problems.append(f"node {node_id} ran without answering, killed: {last}")
+
     async def _target(self) -> int:
         if self.rng.random() < 0.5:
             leader = await self.cluster.leader()

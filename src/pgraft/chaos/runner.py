@@ -40,6 +40,7 @@ from pgraft.chaos.workload import Workload, WorkloadConfig
 from pgraft.control.errors import ControlError
 
 SETTLE_LIMIT_S = 90.0
+STUCK_S = 30.0
 READ_PAGE = 1000
 
 
@@ -140,11 +141,14 @@ async def settle(cluster: Cluster, nemesis: Nemesis) -> str:
     A node may still be starting, catching up, or stopping late on the disk that was
     full (see ``faults``): every round frees the disks and restarts whatever is down
     (``Nemesis.revive``, which records unexpected exits as problems), then asks every
-    node at once; rounds back off from 0.25 s to 2 s until ``SETTLE_LIMIT_S``. Only
+    node at once; rounds back off from 0.25 s to 2 s until ``SETTLE_LIMIT_S``. A process
+    that keeps running without listening on its control socket for ``STUCK_S`` is
+    killed and restarted (``Nemesis.unstick`` says whether that is a problem). Only
     liveness is waited for: divergent logs or lost acknowledgements are the checkers'
     business and still fail the run."""
     deadline = time.monotonic() + SETTLE_LIMIT_S
     pause = 0.25
+    deaf_since: dict[int, float] = {}
     while True:
         nemesis.free_disks()
         nemesis.revive()
@@ -152,7 +156,15 @@ async def settle(cluster: Cluster, nemesis: Nemesis) -> str:
         seen = dict(zip(cluster.ids, answers, strict=True))
         if len(set(answers)) == 1 and isinstance(answers[0], int):
             return ""
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        for node_id, answer in seen.items():
+            deaf = isinstance(answer, ConnectionRefusedError | FileNotFoundError)
+            if not (deaf and cluster.nodes[node_id].running):
+                deaf_since.pop(node_id, None)
+            elif now - deaf_since.setdefault(node_id, now) > STUCK_S:
+                nemesis.unstick(node_id)
+                deaf_since.pop(node_id)
+        if now >= deadline:
             break
         await asyncio.sleep(pause)
         pause = min(2.0, pause * 1.5)
@@ -162,16 +174,17 @@ async def settle(cluster: Cluster, nemesis: Nemesis) -> str:
         for i, n in cluster.nodes.items()
         if not isinstance(seen[i], int)
     ]
-    return f"nodes did not converge in {SETTLE_LIMIT_S:.0f} s: {seen}; {'; '.join(states)}"
+    shown = {i: a if isinstance(a, int) else repr(a) for i, a in seen.items()}
+    return f"nodes did not converge in {SETTLE_LIMIT_S:.0f} s: {shown}; {'; '.join(states)}"
 
 
-async def _applied(cluster: Cluster, node_id: int) -> int | str:
+async def _applied(cluster: Cluster, node_id: int) -> int | Exception:
     """The node's applied index, or what went wrong asking for it."""
     try:
         stats = await cluster.call(node_id, "log_stats", timeout=3.0)
         return int(stats["last_applied"])
     except Exception as exc:  # a node still starting: the caller asks again
-        return repr(exc)
+        return exc
 
 
 async def read_logs(cluster: Cluster) -> list[NodeLog]:

@@ -80,7 +80,7 @@ from pgraft.core.types import (
     TimeoutNow,
 )
 from pgraft.node.config import NodeConfig
-from pgraft.node.waiters import IndexWaiters, KeyedWaiters
+from pgraft.node.waiters import Deadlines, IndexWaiters, KeyedWaiters
 from pgraft.node.wiring import Backend
 from pgraft.statemachine import Result
 
@@ -145,6 +145,7 @@ class Node:
         self.promote: Callable[[RawNode], None] | None = None
         self._fsync_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._retime_due = False
+        self._deadlines = Deadlines()
         self._failed: tuple[str, str] | None = None  # (code, message) after a fail-stop
 
     # ------------------------------------------------------------ core lifecycle
@@ -265,7 +266,11 @@ class Node:
         return fut
 
     async def wait(self, fut: Awaitable[Any], timeout_s: float, what: str) -> Any:
+        """Await ``fut``; 57014 after ``timeout_s``. Futures (every proposal, index and
+        read waiter) share one sweep timer (``Deadlines``) instead of a timer each."""
         try:
+            if isinstance(fut, asyncio.Future):
+                return await self._deadlines.wait(fut, timeout_s)
             async with asyncio.timeout(timeout_s):
                 return await fut
         except TimeoutError:
