@@ -1,12 +1,15 @@
-"""Harness parts that need no processes: requests, results, probes, the report."""
+"""Harness parts that need no node processes: requests, results, probes, the report,
+the nemesis's clean-up."""
 
 from __future__ import annotations
 
 import random
+import signal
+import subprocess
 from pathlib import Path
 
 from pgraft.chaos.cluster import Cluster
-from pgraft.chaos.faults import FaultRecord, Prober
+from pgraft.chaos.faults import FILLER, FaultRecord, Nemesis, Prober, fill
 from pgraft.chaos.history import Op, OpKind, Outcome
 from pgraft.chaos.linearizability import check
 from pgraft.chaos.logcheck import LogEntry, NodeLog, check_log
@@ -73,3 +76,33 @@ def test_report_counts_and_verdict() -> None:
     summary = report.summary()
     assert "not linearizable" in summary and "op 1 get() -> ok 'zz'" in summary
     assert summary.endswith("FAIL")
+
+
+def nemesis_on(cluster: Cluster) -> Nemesis:
+    rng = random.Random(0)
+    return Nemesis(cluster, None, rng, Prober(cluster, rng), ("kill",))
+
+
+def test_free_disks_removes_the_filler(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, 2, prefix=[], disk_node=2)
+    mount = cluster.nodes[2].disk_mount
+    assert mount is not None
+    mount.mkdir()
+    fill(mount / FILLER, max_chunks=2)
+    nemesis_on(cluster).free_disks()
+    assert not (mount / FILLER).exists()
+
+
+def test_a_process_that_stops_answering_is_killed_and_judged(tmp_path: Path) -> None:
+    """Hung while stopping on a full disk: expected; hung otherwise: a problem."""
+    cluster = Cluster(tmp_path, 2, prefix=[])
+    nemesis = nemesis_on(cluster)
+    lines = {1: "node 1 cannot run: x.db: database or disk is full", 2: "node 2 running"}
+    for node_id, line in lines.items():
+        cluster.nodes[node_id].log_path.write_text(line + "\n")
+        cluster.nodes[node_id].proc = subprocess.Popen(["sleep", "60"])
+        nemesis.unstick(node_id)
+        assert not cluster.nodes[node_id].running
+        assert cluster.nodes[node_id].exits == [-signal.SIGKILL]
+    assert nemesis.disk_stops == [f"node 1 hung stopping, killed: {lines[1]}"]
+    assert nemesis.problems == [f"node 2 ran without answering, killed: {lines[2]}"]

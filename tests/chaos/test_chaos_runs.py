@@ -72,13 +72,17 @@ def test_mixed_faults_lose_nothing() -> None:
 @pytest.mark.timeout(600)
 def test_reads_without_read_index_are_caught() -> None:
     hot = WorkloadConfig(kv_clients=6, append_clients=1, active_keys=1)
-    report = chaos(30, 21, ("isolate", "partition"), bug="stale-read", workload=hot)
+    report = chaos(
+        30, 21, ("isolate", "partition"), bug="stale-read", workload=hot, settle_s=10.0
+    )
     assert report.data["linearizability"]["verdict"] == "not linearizable", report.summary()
 
 
 @pytest.mark.timeout(600)
 def test_acknowledging_before_commit_is_caught() -> None:
-    report = chaos(30, 22, ("isolate", "partition", "shift"), bug="ack-before-commit")
+    report = chaos(
+        30, 22, ("isolate", "partition", "shift"), bug="ack-before-commit", settle_s=10.0
+    )
     assert report.violations > 0, report.summary()
 
 
@@ -87,7 +91,7 @@ def test_acknowledging_before_fsync_is_caught() -> None:
     """Replies leave before the Ready is durable (``broken_node.py``: durable 0.5 s
     later); whole-cluster crashes under a steady workload must lose acknowledged
     appends (or, failing that, show a violation)."""
-    report = chaos(30, 24, ("crash",), bug="ack-before-fsync")
+    report = chaos(25, 24, ("crash",), bug="ack-before-fsync", settle_s=10.0)
     assert report.lost_acknowledgements > 0 or report.violations > 0, report.summary()
 
 

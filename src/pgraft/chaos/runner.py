@@ -60,6 +60,7 @@ class RunConfig:
     keep: bool = False
     check_budget_s: float = 120.0
     history_path: Path | None = None  # write the history here as JSON lines
+    settle_s: float = SETTLE_LIMIT_S  # how long the healed nodes get to converge
 
 
 async def run(config: RunConfig) -> Report:
@@ -103,7 +104,7 @@ async def run(config: RunConfig) -> Report:
         await asyncio.wait_for(asyncio.gather(*work), timeout=60.0)
         elapsed = time.monotonic() - started
         await nemesis.heal()
-        settled = await settle(cluster, nemesis)
+        settled = await settle(cluster, nemesis, config.settle_s)
         logs = await read_logs(cluster)
         ops = history.ops()
         if config.history_path is not None:
@@ -134,19 +135,19 @@ async def run(config: RunConfig) -> Report:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def settle(cluster: Cluster, nemesis: Nemesis) -> str:
+async def settle(cluster: Cluster, nemesis: Nemesis, limit_s: float = SETTLE_LIMIT_S) -> str:
     """After the final heal, wait until every node answers and all have applied the same
     index; "" when they have, else each node's last answer and state.
 
     A node may still be starting, catching up, or stopping late on the disk that was
     full (see ``faults``): every round frees the disks and restarts whatever is down
     (``Nemesis.revive``, which records unexpected exits as problems), then asks every
-    node at once; rounds back off from 0.25 s to 2 s until ``SETTLE_LIMIT_S``. A process
+    node at once; rounds back off from 0.25 s to 2 s for ``limit_s``. A process
     that keeps running without listening on its control socket for ``STUCK_S`` is
     killed and restarted (``Nemesis.unstick`` says whether that is a problem). Only
     liveness is waited for: divergent logs or lost acknowledgements are the checkers'
     business and still fail the run."""
-    deadline = time.monotonic() + SETTLE_LIMIT_S
+    deadline = time.monotonic() + limit_s
     pause = 0.25
     deaf_since: dict[int, float] = {}
     while True:
@@ -175,7 +176,7 @@ async def settle(cluster: Cluster, nemesis: Nemesis) -> str:
         if not isinstance(seen[i], int)
     ]
     shown = {i: a if isinstance(a, int) else repr(a) for i, a in seen.items()}
-    return f"nodes did not converge in {SETTLE_LIMIT_S:.0f} s: {shown}; {'; '.join(states)}"
+    return f"nodes did not converge in {limit_s:.0f} s: {shown}; {'; '.join(states)}"
 
 
 async def _applied(cluster: Cluster, node_id: int) -> int | Exception:
