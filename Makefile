@@ -40,7 +40,7 @@ test: setup lint install
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 test-all: setup install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)
 
 sim: setup
 	$(PY) -m pgraft.sim --seeds $(SEEDS) --steps $(STEPS)
