@@ -72,9 +72,7 @@ def test_mixed_faults_lose_nothing() -> None:
 @pytest.mark.timeout(600)
 def test_reads_without_read_index_are_caught() -> None:
     hot = WorkloadConfig(kv_clients=6, append_clients=1, active_keys=1)
-    report = chaos(
-        30, 21, ("isolate", "partition"), bug="stale-read", workload=hot, settle_s=10.0
-    )
+    report = chaos(30, 21, ("isolate", "partition"), bug="stale-read", workload=hot, settle_s=10.0)
     assert report.data["linearizability"]["verdict"] == "not linearizable", report.summary()
 
 
