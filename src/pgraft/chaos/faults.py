@@ -76,15 +76,37 @@ class FaultRecord:
 
 
 @dataclass
-class Prober:
+class ProbeLog:
+    """When each acknowledged probe write was invoked and acknowledged (monotonic
+    seconds); the recovery and outage figures of a report are read off it."""
+
+    acks: list[tuple[float, float]] = field(default_factory=list, kw_only=True)
+    attempts: int = field(default=0, kw_only=True)
+
+    async def ack_after(self, since: float, limit_s: float) -> float | None:
+        """Seconds from ``since`` to the first ack of a probe invoked after it."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            after = [acked for begun, acked in self.acks if begun >= since]
+            if after:
+                return min(after) - since
+            await asyncio.sleep(0.05)
+        return None
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest stretch of [start, end] with no probe acknowledged in it."""
+        marks = [start, *(a for _, a in self.acks if start < a < end), end]
+        return max(b - a for a, b in itertools.pairwise(marks))
+
+
+@dataclass
+class Prober(ProbeLog):
     """Writes a probe key through a random live node every ``period_s``, remembering
     when each acknowledged write was invoked and acknowledged."""
 
     cluster: Cluster
     rng: random.Random
     period_s: float = 0.05
-    acks: list[tuple[float, float]] = field(default_factory=list)
-    attempts: int = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -104,21 +126,6 @@ class Prober:
                 except Exception:  # any failure means "not now"
                     pass
             await asyncio.sleep(self.period_s)
-
-    async def ack_after(self, since: float, limit_s: float) -> float | None:
-        """Seconds from ``since`` to the first ack of a probe invoked after it."""
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            after = [acked for begun, acked in self.acks if begun >= since]
-            if after:
-                return min(after) - since
-            await asyncio.sleep(0.05)
-        return None
-
-    def longest_gap(self, start: float, end: float) -> float:
-        """The longest stretch of [start, end] with no probe acknowledged in it."""
-        marks = [start, *(a for _, a in self.acks if start < a < end), end]
-        return max(b - a for a, b in itertools.pairwise(marks))
 
 
 @dataclass

@@ -34,12 +34,13 @@ import contextlib
 import itertools
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
 
+from pgraft.chaos.faults import ProbeLog
 from pgraft.chaos.history import History, OpKind, Outcome, Scalar, Value
 from pgraft.chaos.workload import WorkloadConfig
 
@@ -253,15 +254,13 @@ class SqlWorkload:
 
 
 @dataclass
-class SqlProber:
+class SqlProber(ProbeLog):
     """Puts a probe key through a random server every ``period_s``, remembering when
     each acknowledged write was invoked and acknowledged."""
 
     servers: list[PgServer]
     rng: random.Random
     period_s: float = 0.05
-    acks: list[tuple[float, float]] = field(default_factory=list)
-    attempts: int = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         sessions = Sessions(1000)
@@ -277,18 +276,3 @@ class SqlProber:
                 await asyncio.sleep(self.period_s)
         finally:
             await sessions.close()
-
-    async def ack_after(self, since: float, limit_s: float) -> float | None:
-        """Seconds from ``since`` to the first ack of a probe invoked after it."""
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            after = [acked for begun, acked in self.acks if begun >= since]
-            if after:
-                return min(after) - since
-            await asyncio.sleep(0.05)
-        return None
-
-    def longest_gap(self, start: float, end: float) -> float:
-        """The longest stretch of [start, end] with no probe acknowledged in it."""
-        marks = [start, *(a for _, a in self.acks if start < a < end), end]
-        return max(b - a for a, b in itertools.pairwise(marks))
