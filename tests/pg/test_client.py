@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from .fakenode import FakeNodeBase, fake_node_server
 from .pgharness import Cluster, Server, wait_for
 
 pytestmark = pytest.mark.pg
@@ -44,28 +45,14 @@ def _reply_for(op: str) -> bytes | None:
     return replies.get(op, b'{"error": {"code": "22023", "message": "unknown op"}}\n')
 
 
-class FakeNode:
-    """Serves scripted replies on ``path`` until closed."""
+class FakeNode(FakeNodeBase):
+    """Serves one scripted reply per connection."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(str(path))
-        os.chmod(path, 0o777)
-        self.sock.listen(64)
         self.requests: list[dict[str, object]] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(path)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         with conn:
             data = b""
             while b"\n" not in data:
@@ -85,25 +72,12 @@ class FakeNode:
             except OSError:
                 return
 
-    def close(self) -> None:
-        self.sock.close()
-        self.path.unlink(missing_ok=True)
-
 
 @pytest.fixture(scope="module")
 def fake(pg_env: None) -> Iterator[tuple[Server, FakeNode]]:
     """One server (supervisor disabled) and the fake node, shared by this module's tests."""
-    cluster = Cluster()
-    try:
-        s = cluster.add(1, settings={"pgraft.worker_enabled": "off"})
-        s.psql("CREATE EXTENSION pgraft")
-        node = FakeNode(s.data / "pgraft.sock")
-        try:
-            yield s, node
-        finally:
-            node.close()
-    finally:
-        cluster.close()
+    with fake_node_server(FakeNode) as pair:
+        yield pair
 
 
 def test_request_shape_and_ok_reply(fake: tuple[Server, FakeNode]) -> None:

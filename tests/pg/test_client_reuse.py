@@ -10,44 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from .pgharness import Cluster, Server
+from .fakenode import FakeNodeBase, fake_node_server
+from .pgharness import Server
 
 pytestmark = pytest.mark.pg
 
 
-class KeepAliveNode:
-    """Serves JSON lines on ``path``, many requests per connection, until closed."""
+class KeepAliveNode(FakeNodeBase):
+    """Serves JSON lines, many requests per connection, until closed."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(str(path))
-        os.chmod(path, 0o777)
-        self.sock.listen(64)
-        self.accepted = 0
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            self.conns.append(conn)
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         buf = b""
         with conn:
             while True:
@@ -78,24 +57,11 @@ class KeepAliveNode:
                 conn.shutdown(socket.SHUT_RDWR)
         self.conns.clear()
 
-    def close(self) -> None:
-        self.sock.close()
-        self.path.unlink(missing_ok=True)
-
 
 @pytest.fixture(scope="module")
 def keepalive(pg_env: None) -> Iterator[tuple[Server, KeepAliveNode]]:
-    cluster = Cluster()
-    try:
-        s = cluster.add(1, settings={"pgraft.worker_enabled": "off"})
-        s.psql("CREATE EXTENSION pgraft")
-        node = KeepAliveNode(s.data / "pgraft.sock")
-        try:
-            yield s, node
-        finally:
-            node.close()
-    finally:
-        cluster.close()
+    with fake_node_server(KeepAliveNode) as pair:
+        yield pair
 
 
 def _results(out: str) -> list[str]:
