@@ -184,6 +184,12 @@ class Connection(asyncio.Protocol):
         self._wake_drain()
 
     # ------------------------------------------------------------ public
+    @property
+    def writable(self) -> bool:
+        """Open and below the write buffer's high-water mark: a frame written now goes
+        straight to the socket."""
+        return not (self.closed or self._paused)
+
     def send_payload(self, payload: bytes) -> None:
         """Write one frame (the caller respects ``max_frame_size``)."""
         if self.closed or self._transport is None:

@@ -9,12 +9,16 @@ AppendEntries is retried, a dropped heartbeat is followed by the next one).
 One task per peer keeps a connection up: dial (TCP, TLS if configured), run the
 handshake, then loop "wait for messages, take *everything* queued, write it as one frame
 (or a few, if it exceeds the maximum frame size), wait while the socket buffer is
-full". Outgoing connections come from the node's own listen address when that is a
-specific IP, so peers (and firewalls) see the node's address as the source. When the
-connection fails the task sleeps with exponential backoff and full
-jitter (reset after every successful handshake) and dials again. Messages queued while
-disconnected stay queued (bounded); those in a frame written to a connection that then
-breaks are lost.
+full". While the connection is up and its buffer is below the high-water mark,
+``enqueue`` itself writes (the whole queue, in order) without waiting for the task: a
+leader's AppendEntries then reaches the socket before the leader starts its own fsync,
+and no message pays for a task switch.
+
+Outgoing connections come from the node's own listen address when that is a specific
+IP, so peers (and firewalls) see the node's address as the source. When the connection
+fails the task sleeps with exponential backoff and full jitter (reset after every
+successful handshake) and dials again. Messages queued while disconnected stay queued
+(bounded); those in a frame written to a connection that then breaks are lost.
 """
 
 from __future__ import annotations
@@ -88,7 +92,11 @@ class Peer:
             if len(queue) == limit:
                 self.local.stats["dropped"] += 1
             queue.append(m)  # a full deque drops its oldest item
-        self._wakeup.set()
+        conn = self._conn
+        if self.connected and conn is not None and conn.writable:
+            self._flush(conn)
+        else:
+            self._wakeup.set()
 
     def redial(self, host: str, port: int) -> None:
         """Use a new address: the current connection (if any) is closed and redialed."""
@@ -187,10 +195,13 @@ class Peer:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            batch = list(queue)
-            queue.clear()
-            self._write(conn, batch)
+            self._flush(conn)
             await conn.drain()
+
+    def _flush(self, conn: Connection) -> None:
+        batch = list(self.queue)
+        self.queue.clear()
+        self._write(conn, batch)
 
     def _write(self, conn: Connection, batch: list[Message]) -> None:
         payload = encode_batch(batch)
