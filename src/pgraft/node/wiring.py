@@ -29,9 +29,12 @@ from pgraft.core.types import (
     ConfChange,
     ConfChangeType,
     ConfState,
+    Entry,
     EntryType,
+    HardState,
     Message,
     Ready,
+    Snapshot,
 )
 from pgraft.node.config import NodeConfig
 from pgraft.statemachine import Result, StateMachine
@@ -50,6 +53,43 @@ def address_context(address: str, port: int) -> bytes:
     return bytes(msgpack.packb({"address": address, "port": port}))
 
 
+class CoreStorage:
+    """The Raft core's ``Storage``, safe to read on the loop's thread while
+    ``Backend.persist_log`` writes in the worker thread: SQLite reads wait for the
+    lock, and terms that memory knows (almost every term the core asks for) do not.
+    The in-memory bounds it reads are only ahead of the disk for entries the core
+    still holds in its unstable log, which it reads from there."""
+
+    def __init__(self, storage: DurableStorage, lock: threading.Lock) -> None:
+        self._storage = storage
+        self._lock = lock
+
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        with self._lock:
+            return self._storage.initial_state()
+
+    def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
+        with self._lock:
+            return self._storage.entries(lo, hi, max_bytes)
+
+    def term(self, index: int) -> int:
+        cached = self._storage.cached_term(index)
+        if cached is not None:
+            return cached
+        with self._lock:
+            return self._storage.term(index)
+
+    def first_index(self) -> int:
+        return self._storage.first_index()
+
+    def last_index(self) -> int:
+        return self._storage.last_index()
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return self._storage.snapshot()
+
+
 class Backend:
     def __init__(
         self,
@@ -64,6 +104,7 @@ class Backend:
         )
         self.sm = StateMachine(self.storage)  # attaches itself to the storage
         self._db = threading.Lock()  # SQLite: the loop's thread or ``persist_log``'s
+        self.core_storage = CoreStorage(self.storage, self._db)
         self.rng = random.Random(os.urandom(16))
         tls = None
         if config.tls_cert:

@@ -12,38 +12,49 @@ from collections.abc import Iterable
 
 
 class TermCache:
+    """Safe for one writer thread and readers in another (the runtime persists in a
+    worker thread while its loop reads terms): ``get`` reads ``(base, terms)`` in one
+    attribute load, and every change other than appending at the end installs a new
+    pair instead of shifting the list a reader may hold."""
+
     def __init__(self, base: int, terms: Iterable[int], capacity: int) -> None:
-        self.base = base
-        self._terms = list(terms)
+        self._run: tuple[int, list[int]] = (base, list(terms))
         self._capacity = capacity
+
+    @property
+    def base(self) -> int:
+        return self._run[0]
 
     def get(self, index: int) -> int | None:
         """The term at ``index`` if cached."""
-        pos = index - self.base
-        if 0 <= pos < len(self._terms):
-            return self._terms[pos]
+        base, terms = self._run
+        pos = index - base
+        if 0 <= pos < len(terms):
+            return terms[pos]
         return None
 
     def append(self, first: int, terms: Iterable[int]) -> None:
         """Entries from ``first`` on were replaced by entries with ``terms``."""
-        keep = first - self.base
-        if keep < 0 or keep > len(self._terms):
-            self._terms, self.base = [], first
+        base, cached = self._run
+        keep = first - base
+        if keep == len(cached):
+            cached.extend(terms)  # readers never see a shifted position
+        elif 0 <= keep < len(cached):
+            self._run = (base, [*cached[:keep], *terms])
         else:
-            del self._terms[keep:]
-        self._terms.extend(terms)
-        if len(self._terms) > 2 * self._capacity:
-            drop = len(self._terms) - self._capacity
-            del self._terms[:drop]
-            self.base += drop
+            self._run = (first, list(terms))
+        base, cached = self._run
+        if len(cached) > 2 * self._capacity:
+            drop = len(cached) - self._capacity
+            self._run = (base + drop, cached[drop:])
 
     def compact(self, index: int) -> None:
         """Entries up to ``index`` were discarded."""
-        drop = min(index + 1 - self.base, len(self._terms))
+        base, cached = self._run
+        drop = min(index + 1 - base, len(cached))
         if drop > 0:
-            del self._terms[:drop]
-            self.base = index + 1
+            self._run = (index + 1, cached[drop:])
 
     def reset(self, base: int) -> None:
         """The log is now empty; its next entry will be ``base``."""
-        self._terms, self.base = [], base
+        self._run = (base, [])

@@ -120,17 +120,25 @@ class LogView:
     def term(self, index: int) -> int:
         """Raises ``Compacted`` below the snapshot index, ``Unavailable`` past the end,
         ``CorruptionError`` if the stored row fails its CRC."""
+        cached = self.cached_term(index)
+        if cached is not None:
+            return cached
         st = self._state
-        if index == st.snap_index:
-            return st.snap_term
         if index < st.snap_index:
             raise Compacted(f"index {index} is compacted (first index {st.snap_index + 1})")
         if index > self._last:
             raise Unavailable(f"index {index} beyond last index {self._last}")
-        cached = self._terms.get(index)
-        if cached is not None:
-            return cached
         return self._read(index, index + 1, None)[0].term
+
+    def cached_term(self, index: int) -> int | None:
+        """``term(index)`` if memory knows it (the snapshot point or a cached term),
+        else None. Never touches SQLite, so it may run while another thread writes."""
+        st = self._state
+        if index == st.snap_index:
+            return st.snap_term
+        if index < st.snap_index or index > self._last:
+            return None
+        return self._terms.get(index)
 
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
         """Entries in ``[lo, hi)``: at least one if the range is not empty, then as many
