@@ -32,9 +32,24 @@ def test_keyed_waiters_resolve_once_and_forget_cancelled() -> None:
         assert await a == 7
         assert w.resolve(b"a", 8) is False  # nobody waits any more
         b.cancel()
-        await asyncio.sleep(0)  # let the done-callback run
-        assert len(w) == 0
+        assert w.pending() == 0
         assert w.resolve(b"b", 1) is False
+
+    asyncio.run(scenario())
+
+
+def test_keyed_waiters_sweep_abandoned_futures() -> None:
+    """Futures that finish without ``resolve`` (timeouts, cancels) do not pile up."""
+    from pgraft.node.waiters import PURGE_MIN
+
+    async def scenario() -> None:
+        w: KeyedWaiters[int, int] = KeyedWaiters()
+        live = w.wait(-1)
+        for i in range(10 * PURGE_MIN):
+            w.wait(i).cancel()
+            assert len(w) <= 2 * PURGE_MIN + 1
+        assert w.pending() == 1
+        assert w.resolve(-1, 5) is True and await live == 5
 
     asyncio.run(scenario())
 
@@ -57,7 +72,7 @@ def test_node_wait_times_out_with_57014_and_forgets_the_waiter() -> None:
             assert err.code == "57014" and "0.1 s" in str(err), err
         else:
             raise AssertionError("no timeout")
-        assert slow.done() and len(node.proposals) == 0
+        assert slow.done() and node.proposals.pending() == 0
         assert len(node._deadlines) == 0  # nothing left for the sweep
         try:
             await node.wait(asyncio.Event().wait(), 0.05, "an event")  # not a future

@@ -158,7 +158,7 @@ class NodeApp:
                 node.leader,
                 node.committed.mark,
                 node.applied.mark,
-                len(node.proposals),
+                node.proposals.pending(),
             )
 
     async def _watch_parent(self) -> None:

@@ -153,7 +153,7 @@ async def log_stats(node: Node, args: Args) -> object:
 
 async def queue_status(node: Node, args: Args) -> object:
     return {
-        "pending_proposals": len(node.proposals),
+        "pending_proposals": node.proposals.pending(),
         "pending_reads": len(node.reads),
         "pending_waits": len(node.committed) + len(node.applied),
         "unapplied_entries": max(0, node.committed.mark - node.applied.mark),

@@ -124,6 +124,7 @@ class StateMachine:
         applied = self._storage.applied
         conf = self._storage.conf_state
         results: dict[bytes, Result] = {}
+        log_rows: list[tuple[int, int, bytes, bytes, int]] = []
         for e in entries:
             if e.index <= applied:
                 continue
@@ -132,28 +133,32 @@ class StateMachine:
             if e.type == EntryType.CONF_CHANGE:
                 conf = self._conf_change(e, conf)
             elif e.data:
-                rid, result = self._command(e)
+                rid, result = self._command(e, log_rows)
                 if rid:
                     results[rid] = result
             applied = e.index
+        if log_rows:  # one statement for the batch; no other command reads sm_log
+            self._conn.executemany(
+                "INSERT INTO sm_log (idx, term, data, request_id, crc) VALUES (?, ?, ?, ?, ?)",
+                log_rows,
+            )
         self._storage.set_applied(applied, conf)
         return results
 
-    def _command(self, e: Entry) -> tuple[bytes, Result]:
+    def _command(
+        self, e: Entry, log_rows: list[tuple[int, int, bytes, bytes, int]]
+    ) -> tuple[bytes, Result]:
+        """Apply one command; a log append adds its row to ``log_rows``."""
         try:
             cmd = commands.decode(e.data)
         except CommandError as exc:
             return commands.request_id_of(e.data), Result(e.index, "invalid", None, str(exc))
-        execute = self._conn.execute
         match cmd:
             case LogAppend(rid, data, term) if term and term != e.term:
                 error = f"term mismatch: the entry's term is {e.term}, not {term}"
                 return rid, Result(e.index, "fenced", None, error)
             case LogAppend(rid, data):
-                execute(
-                    "INSERT INTO sm_log (idx, term, data, request_id, crc) VALUES (?, ?, ?, ?, ?)",
-                    (e.index, e.term, data, rid, tables.log_crc(e.index, e.term, data)),
-                )
+                log_rows.append((e.index, e.term, data, rid, tables.log_crc(e.index, e.term, data)))
                 return rid, Result(e.index, "log", e.index)
             case Put(rid, key, value):
                 self._set(key, value, e.index)

@@ -232,6 +232,7 @@ class DurableStorage(LogView):
         )
         self._last = meta.index
         self._terms.reset(meta.index + 1)
+        self._recent.reset(meta.index + 1)
         self._image = None
 
     def _append(self, entries: Sequence[Entry]) -> None:
@@ -262,6 +263,7 @@ class DurableStorage(LogView):
             ],
         )
         self._terms.append(first, (e.term for e in entries))
+        self._recent.append(entries)
         self._last = entries[-1].index
 
     def _set_hard_state(self, hs: HardState) -> None:
@@ -302,6 +304,7 @@ class DurableStorage(LogView):
             self._state = DiskState()
             self._last = 0
             self._terms.reset(1)
+            self._recent.reset(1)
         self._meta = replace(self._meta, cluster_id=0)
         self._image = None
 
@@ -318,6 +321,7 @@ class DurableStorage(LogView):
             self._conn.execute("DELETE FROM raft_log WHERE idx <= ?", (index,))
             self._state = replace(self._state, snap_index=index, snap_term=term)
         self._terms.compact(index)
+        self._recent.compact(index)
 
     def maybe_compact(self, snapshot_threshold: int, log_retention: int) -> int | None:
         """Compact once ``snapshot_threshold`` entries were applied since the snapshot

@@ -5,9 +5,11 @@ Theory of operation
 Reads are served from memory where they are hot: the hard state, the snapshot point,
 the applied index, ``last_index`` and the terms of the most recent entries live in
 memory; ``DurableStorage`` updates them as it writes and reloads them from disk
-(``_load``) if a transaction rolls back. ``entries(lo, hi)`` is one range query on the
-rowid, and every row read is checked against its CRC, so damage that appeared after
-open is still never served.
+(``_load``) if a transaction rolls back. ``entries(lo, hi)`` serves the entries this
+process wrote recently from memory (``EntryCache``: what the runtime applies and sends
+right after writing it); anything else is one range query on the rowid, and every row
+read is checked against its CRC, so damage that appeared on disk after open is never
+served.
 
 Snapshots are lazy. Because the state machine lives in the same database, compaction
 only moves the snapshot point (index, term) and deletes rows; no image is written.
@@ -23,6 +25,7 @@ import sqlite3
 from pathlib import Path
 from typing import Final, Protocol
 
+from pgraft.core.storage import limit_size
 from pgraft.core.types import (
     Compacted,
     ConfState,
@@ -34,6 +37,7 @@ from pgraft.core.types import (
     Unavailable,
 )
 from pgraft.storage import schema
+from pgraft.storage.entrycache import EntryCache
 from pgraft.storage.errors import CorruptionError
 from pgraft.storage.lockfile import DirLock
 from pgraft.storage.schema import DiskState, Meta
@@ -41,6 +45,9 @@ from pgraft.storage.termcache import TermCache
 
 TERM_CACHE: Final = 4096
 """How many of the most recent entry terms are kept in memory."""
+RECENT_ENTRIES: Final = 16384
+RECENT_BYTES: Final = 8 << 20
+"""Bounds of the cache of entries written by this process (``EntryCache``)."""
 
 
 class StateImage(Protocol):
@@ -67,6 +74,7 @@ class LogView:
         self._state = DiskState()
         self._last = 0
         self._terms = TermCache(1, (), TERM_CACHE)  # terms up to self._last
+        self._recent = EntryCache(RECENT_ENTRIES, RECENT_BYTES)  # entries written since load
         self._sm: StateImage | None = None
         self._image: Snapshot | None = None
 
@@ -85,6 +93,7 @@ class LogView:
         terms = schema.tail_terms(self._conn, self.path, base, last)
         keep = min(len(terms), TERM_CACHE)
         self._terms = TermCache(last - keep + 1, terms[len(terms) - keep :], TERM_CACHE)
+        self._recent.reset(last + 1)
         self._state = st
         self._last = last
         self._image = None
@@ -150,6 +159,9 @@ class LogView:
             raise Unavailable(f"index {hi - 1} beyond last index {self._last}")
         if lo >= hi:
             return []
+        recent = self._recent.get(lo, hi)
+        if recent is not None:
+            return list(limit_size(recent, max_bytes))
         return self._read(lo, hi, max_bytes)
 
     def _read(self, lo: int, hi: int, max_bytes: int | None) -> list[Entry]:
