@@ -21,22 +21,24 @@ sets ``_wake``; the driver then, in one iteration:
    watermarks passed.
 
 Pipelining. Under load a Ready usually holds both new entries (to fsync) and committed
-entries written by an earlier Ready. On a leader, or on a node where requests wait,
-when ``Backend.can_split`` says the committed part is already durable, the driver
-applies it first (no fsync), answers its requests, and then fsyncs the new entries in
-a worker thread while the loop keeps running: replies go out, sockets are read, new
-proposals queue up for the next batch (group commit), and inbound messages (the
-followers' acknowledgements) are stepped into the core. Whatever that stepping
-produces (a higher commit index, more appends) stays in the core until the next
-Ready, which is only taken after this one is durable and ``advance()``d; the Ready's
-own other messages (a follower's acknowledgement, votes) are sent after the fsync too,
-so every message that depends on the entries still leaves after they are durable. The
-core's storage reads during the fsync go through ``wiring.CoreStorage``, which takes
-the SQLite lock. A Ready that cannot be split (a snapshot, a term or vote change, no
-committed entries), or one on a follower that no request waits for, is persisted in
-one transaction on the loop's thread: a thread switch would only add latency there
-(measured: sequential commit p50 0.95-0.99 ms with the leader's entry-only Readies on
-the loop's thread, 1.03-1.10 ms in the worker thread).
+entries written by an earlier Ready. When ``_split`` says so (``Backend.can_split``
+allows it: the committed part is already durable; and the loop has work meanwhile:
+requests to answer, or, on a leader, acknowledgements of earlier entries that requests
+wait for), the driver applies the committed part first (no fsync), answers its
+requests, and then fsyncs the new entries in a worker thread while the loop keeps
+running: replies go out, sockets are read, new proposals queue up for the next batch
+(group commit), and inbound messages (the followers' acknowledgements) are stepped
+into the core. Whatever that stepping produces (a higher commit index, more appends)
+stays in the core until the next Ready, which is only taken after this one is durable
+and ``advance()``d; the Ready's own other messages (a follower's acknowledgement,
+votes) are sent after the fsync too, so every message that depends on the entries
+still leaves after they are durable. The core's storage reads during the fsync go
+through ``wiring.CoreStorage``, which takes the SQLite lock. Any other Ready (a
+snapshot, a term or vote change; a follower's Ready that no request waits for; one
+client's sequential append) is persisted in one transaction on the loop's thread: a
+thread switch would only add latency there (measured: sequential commit p50 0.95-0.99
+ms with the leader's entry-only Readies on the loop's thread, 1.03-1.10 ms in the
+worker thread).
 
 Proposals are matched to their results by ``request_id``, so a proposal forwarded by a
 follower is answered when that follower applies the entry. Waiters time out with 57014.
@@ -398,6 +400,18 @@ class Node:
             self._wake.set()  # proposals, ticks and actions queued meanwhile
         done.result()
 
+    def _split(self, rd: Ready) -> bool:
+        """Apply ``rd``'s committed entries now and fsync its entries in the worker
+        thread (see "Pipelining")? Only where ``Backend.can_split`` allows it, and only
+        where the loop has something to do meanwhile: requests to answer from the
+        committed part, or, for a leader, acknowledgements of entries that earlier
+        Readies sent and that requests still wait for."""
+        if not self.backend.can_split(rd):
+            return False
+        if rd.committed_entries:
+            return self.role == Role.LEADER or len(self.proposals) > 0
+        return self.role == Role.LEADER and len(self.proposals) > len(rd.entries)
+
     async def _handle_ready(self, raw: RawNode, rd: Ready) -> None:
         hs = rd.hard_state
         vote_changed = hs is not None and (hs.term, hs.vote) != (self._hard.term, self._hard.vote)
@@ -413,11 +427,12 @@ class Node:
             late = tuple(m for m in late if not isinstance(m, _LEADER_KINDS))
             self.backend.send(_cap_commit(early, rd))
         t0 = time.perf_counter()
-        if (self.role == Role.LEADER or len(self.proposals)) and self.backend.can_split(rd):
-            self._resolve(self.backend.apply_committed(rd))
-            if rd.hard_state is not None:
-                self.committed.advance(rd.hard_state.commit)
-            self.applied.advance(rd.committed_entries[-1].index)
+        if self._split(rd):
+            if rd.committed_entries:
+                self._resolve(self.backend.apply_committed(rd))
+                if rd.hard_state is not None:
+                    self.committed.advance(rd.hard_state.commit)
+                self.applied.advance(rd.committed_entries[-1].index)
             await self._fsync_log(raw, rd)
         elif rd.must_sync or rd.committed_entries:
             self._resolve(self.backend.persist(rd))

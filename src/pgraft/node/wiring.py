@@ -193,17 +193,18 @@ class Backend:
         return batch.results if batch is not None else {}
 
     def can_split(self, rd: Ready) -> bool:
-        """May ``rd`` be persisted as ``apply_committed`` then ``persist_log``? Only if
-        its committed entries and commit index are already durable in the log (they
-        were written by earlier Readies), it carries no snapshot and it keeps the term
-        and the vote: then applying first cannot apply anything not yet durable."""
-        if rd.snapshot is not None or not (rd.entries and rd.committed_entries):
+        """May ``rd`` be persisted as ``apply_committed`` (if it has committed entries)
+        then ``persist_log``? Only if it has entries to write, its committed entries
+        and commit index are already durable in the log (they were written by earlier
+        Readies), it carries no snapshot and it keeps the term and the vote: then
+        applying first cannot apply anything not yet durable."""
+        if rd.snapshot is not None or not rd.entries:
             return False
         hard, last = self.storage.hard_state, self.storage.last_index()
         hs = rd.hard_state
         if hs is not None and (hs.term != hard.term or hs.vote != hard.vote or hs.commit > last):
             return False
-        return rd.committed_entries[-1].index <= last
+        return not rd.committed_entries or rd.committed_entries[-1].index <= last
 
     def apply_committed(self, rd: Ready) -> dict[bytes, Result]:
         """First half of a split Ready (``can_split``): advance the commit index and
