@@ -13,8 +13,9 @@ append returns only when the entry is committed by a quorum and fsynced by the n
 storage, so the two numbers compare "durable in one place" with "durable in a
 quorum". The disk's ``fsync_floor`` (``fdatasync`` of a small write, measured in the
 same directory first) bounds both from below. pgbench's own figures (tps, average
-latency) are reported as JSON on stdout; progress goes to stderr. Everything is
-stopped and removed at the end (``--keep`` leaves the directory for inspection).
+latency) and the p50/p99 latency from its per-transaction log are reported as JSON on
+stdout; progress goes to stderr. Everything is stopped and removed at the end
+(``--keep`` leaves the directory for inspection).
 
 Needs root (servers run as ``postgres``), the extension installed (``make -C
 extension install``) and the node's interpreter (scripts/install-node-venv.sh).
@@ -179,14 +180,36 @@ def form_cluster(servers: list[Server]) -> Server:
     return next(s for s in servers if s.node_id == leader_id)
 
 
+def _latency_percentiles(log_dir: Path) -> dict[str, float | None]:
+    """p50/p99 (ms) of the per-transaction log pgbench wrote (``-l``): one file per
+    thread, the third field of each line is the transaction's latency in µs."""
+    lat: list[int] = []
+    for path in sorted(log_dir.glob("tx.*")):
+        with path.open(encoding="ascii") as f:
+            lat.extend(int(line.split()[2]) for line in f if line.strip())
+    lat.sort()
+
+    def pct(p: float) -> float | None:
+        return round(lat[min(len(lat) - 1, int(len(lat) * p / 100))] / 1000, 3) if lat else None
+
+    return {"latency_p50_ms": pct(50), "latency_p99_ms": pct(99)}
+
+
 def pgbench(server: Server, script: Path, clients: int, seconds: int) -> dict[str, Any]:
     """Run one pgbench measurement; its figures."""
+    log_dir = Path(tempfile.mkdtemp(prefix="pgbench-log-", dir=script.parent))
     cmd = [
         str(server.bin / "pgbench"), "-n", "-f", str(script), "-c", str(clients),
         "-j", str(min(clients, 4)), "-T", str(seconds), "-M", "prepared",
-        *server.conn_args(), "postgres",
+        "-l", f"--log-prefix={log_dir / 'tx'}", *server.conn_args(), "postgres",
     ]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    try:
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=seconds + 120, check=False
+        )
+        percentiles = _latency_percentiles(log_dir)
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)
     if out.returncode != 0:
         raise BenchError(f"pgbench failed: {out.stderr.strip()[-500:]}")
     tps, lat, xacts = (
@@ -201,6 +224,7 @@ def pgbench(server: Server, script: Path, clients: int, seconds: int) -> dict[st
         "clients": clients,
         "tps": round(float(tps.group(1)), 1),
         "latency_avg_ms": float(lat.group(1)),
+        **percentiles,
         "transactions": int(xacts.group(1)),
         "failed": int(failed.group(1)) if failed else 0,
     }
