@@ -12,7 +12,8 @@ transport, the control socket) with the extra in-process benchmark ops of
 
 both twice: with the client inside the leader process (``bench_seq``/``bench_tput``)
 and through the leader's control socket (``log_append`` requests pipelined on one
-connection from this process);
+connection from this process); then, through the socket, 8 clients on their own
+connections appending one entry after another (what 8 PostgreSQL backends do);
 
 The disk's floor is measured first (``fsync_floor``: ``fdatasync`` of a small write in
 the benchmark's directory, sequentially): a sequential commit cannot be faster than
@@ -156,6 +157,29 @@ async def _socket_seq(path: str, n: int, cap_s: float) -> dict[str, Any]:
             "p99_ms": percentile(lat, 99), "ops_s": len(lat) / elapsed}  # fmt: skip
 
 
+async def _socket_clients(path: str, clients: int, secs: float) -> dict[str, Any]:
+    """``clients`` connections, each appending one entry after another for ``secs`` (as
+    that many PostgreSQL backends calling ``pgraft_log_append`` would): ops/s and the
+    latency percentiles over all of them."""
+    conns = [await AsyncControlClient.connect(path) for _ in range(clients)]
+    lat: list[float] = []
+    end = time.perf_counter() + secs
+
+    async def one(client: AsyncControlClient) -> None:
+        while (t := time.perf_counter()) < end:
+            await client.call("log_append", term=0, data=PAYLOAD)
+            lat.append((time.perf_counter() - t) * 1e3)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(c) for c in conns))
+    elapsed = time.perf_counter() - t0
+    for c in conns:
+        await c.close()
+    lat.sort()
+    return {"clients": clients, "n_ok": len(lat), "ops_s": len(lat) / elapsed,
+            "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99)}  # fmt: skip
+
+
 async def _socket_tput(path: str, secs: float, inflight: int, drain_s: float) -> dict[str, Any]:
     """Keep ``inflight`` requests outstanding on one connection for ``secs``: a reader
     task counts replies, a writer task refills the window in one write per wake-up."""
@@ -259,6 +283,9 @@ def _throughput(c: BenchCluster, lead: int, a: argparse.Namespace) -> dict[str, 
         r = _run_client(_socket_tput(sock, a.tput_secs, k, a.drain))
         out["socket"][f"tput_{k}"] = r
         _say(f"(b) socket, {k} in flight: {r['ops_s']:.0f} ops/s")
+    r = _run_client(_socket_clients(sock, 8, a.tput_secs))
+    out["socket"]["clients_8"] = r
+    _say(f"socket, 8 sequential clients: {r['ops_s']:.0f} ops/s, p50 {r['p50_ms']:.2f} ms")
     return out
 
 
