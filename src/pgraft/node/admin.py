@@ -88,11 +88,29 @@ async def _until(node: Node, done: Callable[[], bool], deadline: float, what: st
 
 
 async def init(node: Node, args: Args) -> object:
-    if node.raw is not None:
-        return True
-    node.initialize()
-    await lead_alone(node, wait_seconds(node, args))
+    """Bootstrap a one-member cluster; true once this node leads it and its address is
+    in the log. Idempotent: a call made while an earlier one is still on its way waits
+    for that same bootstrap (a cancelled caller does not cancel it); a call after one
+    that failed (timed out) tries again while the node is still alone; on a node that
+    has other members it just says true."""
+    me = node.config.node_id
+    if node.raw is None:
+        node.initialize()
+        node.bootstrapping = None
+    pending = node.bootstrapping
+    retry = pending is None or (pending.done() and not _succeeded(pending))
+    alone = node.backend.storage.conf_state == ConfState(voters=frozenset({me}))
+    if retry and alone:
+        pending = node.bootstrapping = asyncio.ensure_future(
+            lead_alone(node, wait_seconds(node, args))
+        )
+    if pending is not None and (not pending.done() or _succeeded(pending)):
+        await asyncio.shield(pending)
     return True
+
+
+def _succeeded(fut: asyncio.Future[None]) -> bool:
+    return not fut.cancelled() and fut.exception() is None
 
 
 async def lead_alone(node: Node, timeout_s: float) -> None:

@@ -153,6 +153,7 @@ class Node:
         self._retime_due = False
         self._deadlines = Deadlines()
         self._failed: tuple[str, str] | None = None  # (code, message) after a fail-stop
+        self.bootstrapping: asyncio.Future[None] | None = None  # ``init`` under way or done
 
     # ------------------------------------------------------------ core lifecycle
 
