@@ -23,6 +23,7 @@ from pgraft.core import MemoryStorage, ProgressStatus, Status
 from pgraft.core.types import (
     AppendEntries,
     AppendResponse,
+    CommitNotice,
     ConfChange,
     ConfState,
     Entry,
@@ -128,6 +129,8 @@ def _message_body(m: Message) -> str:
             return f"Heartbeat term={m.term} commit={m.commit}{_ctx(m.context)}"
         case HeartbeatResponse():
             return f"HeartbeatResp term={m.term}{_ctx(m.context)}"
+        case CommitNotice():
+            return f"Commit term={m.term} commit={m.commit}"
         case InstallSnapshot():
             return f"Snapshot term={m.term} snap={snapshot(m.snapshot)}"
         case TimeoutNow():

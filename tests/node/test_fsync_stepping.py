@@ -23,6 +23,7 @@ from pgraft.core.storage import MemoryStorage
 from pgraft.core.types import (
     AppendEntries,
     AppendResponse,
+    CommitNotice,
     ConfState,
     Heartbeat,
     Message,
@@ -199,7 +200,9 @@ def test_leader_steps_an_acknowledgement_during_its_fsync() -> None:
         assert raw.status().applied == b
         assert not raw.has_ready()
         announced = [
-            m.commit for m in _sent(after) if isinstance(m, AppendEntries | Heartbeat) and m.to == 2
+            m.commit
+            for m in _sent(after)
+            if isinstance(m, AppendEntries | Heartbeat | CommitNotice) and m.to == 2
         ]
         assert announced and max(announced) == b
 

@@ -8,6 +8,7 @@ from pgraft.core.types import (
     MESSAGE_TYPES,
     AppendEntries,
     AppendResponse,
+    CommitNotice,
     ConfState,
     Entry,
     EntryType,
@@ -86,6 +87,7 @@ _BY_KIND: dict[type, st.SearchStrategy[Message]] = {
     ReadIndexRequest: st.builds(ReadIndexRequest, *HEAD, small_bytes),
     ReadIndexResponse: st.builds(ReadIndexResponse, *HEAD, small_bytes, u64),
     TransferLeader: st.builds(TransferLeader, *HEAD, u64),
+    CommitNotice: st.builds(CommitNotice, *HEAD, u64),
 }
 assert set(_BY_KIND) == set(MESSAGE_TYPES), "a message kind has no strategy"
 

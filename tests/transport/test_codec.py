@@ -12,6 +12,7 @@ from pgraft.core.types import (
     MESSAGE_TYPES,
     AppendEntries,
     AppendResponse,
+    CommitNotice,
     ConfState,
     Entry,
     EntryType,
@@ -148,6 +149,7 @@ def _corpus() -> list[bytes]:
         ReadIndexRequest(42, 2, 1, 0, b"r"),
         ReadIndexResponse(42, 1, 2, 3, b"r", 7),
         TransferLeader(42, 2, 1, 0, 3),
+        CommitNotice(42, 1, 2, 3, 6),
     ]
     assert {type(m) for m in kinds} == set(MESSAGE_TYPES)
     return [encode_batch([m]) for m in kinds] + [encode_batch(kinds)]

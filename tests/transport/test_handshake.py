@@ -145,7 +145,7 @@ def test_other_protocol_version_refused_clearly() -> None:
     lst = Handshake(ident(2), dialer=False)
     lst.start()
     hello = msgpack.packb([MAGIC, PROTOCOL_VERSION + 1, "fields", "may", "differ"])
-    with pytest.raises(HandshakeError, match="version 2 is not supported"):
+    with pytest.raises(HandshakeError, match=f"version {PROTOCOL_VERSION + 1} is not supported"):
         lst.receive(hello)
 
 

@@ -2,9 +2,10 @@
 
 Theory of operation
 -------------------
-A follower accepts the leader of its term (any sender of AppendEntries, Heartbeat or
-InstallSnapshot at the current term: a joining node does not know its leader yet),
-restarts its election timer on each of those, and answers them. An append is accepted
+A follower accepts the leader of its term (any sender of AppendEntries, Heartbeat,
+CommitNotice or InstallSnapshot at the current term: a joining node does not know its
+leader yet), restarts its election timer on each of those, and answers them (all but
+the CommitNotice, which only moves its commit index). An append is accepted
 when the log contains (prev_index, prev_term); the entries are then merged (a conflicting
 suffix is truncated) and the commit index follows the leader's. A rejection carries a
 hint: the follower's last index ``<= prev_index`` whose term is ``<= prev_term``, with
@@ -28,6 +29,7 @@ from pgraft.core.quorum import VoteResult
 from pgraft.core.types import (
     AppendEntries,
     AppendResponse,
+    CommitNotice,
     Heartbeat,
     HeartbeatResponse,
     InstallSnapshot,
@@ -54,6 +56,10 @@ def step_follower(r: Raft, m: Message) -> None:
         r.election_elapsed = 0
         r.lead = m.frm
         handle_heartbeat(r, m)
+    elif isinstance(m, CommitNotice):
+        r.election_elapsed = 0
+        r.lead = m.frm
+        handle_commit(r, m)
     elif isinstance(m, InstallSnapshot):
         r.election_elapsed = 0
         r.lead = m.frm
@@ -75,6 +81,9 @@ def step_candidate(r: Raft, m: Message) -> None:
     elif isinstance(m, Heartbeat):
         r.become_follower(m.term, m.frm)
         handle_heartbeat(r, m)
+    elif isinstance(m, CommitNotice):
+        r.become_follower(m.term, m.frm)
+        handle_commit(r, m)
     elif isinstance(m, InstallSnapshot):
         r.become_follower(m.term, m.frm)
         handle_snapshot(r, m)
@@ -117,6 +126,13 @@ def handle_append(r: Raft, m: AppendEntries) -> None:
 def handle_heartbeat(r: Raft, m: Heartbeat) -> None:
     r.log.commit_to(m.commit)
     r.send(HeartbeatResponse(r.cluster_id, r.id, m.frm, r.term, m.context))
+
+
+def handle_commit(r: Raft, m: CommitNotice) -> None:
+    """Move the commit index; a notice past this log's end is not ours to trust (the
+    leader only sends what this node acknowledged): ignored."""
+    if m.commit <= r.log.last_index():
+        r.log.commit_to(m.commit)
 
 
 def handle_snapshot(r: Raft, m: InstallSnapshot) -> None:

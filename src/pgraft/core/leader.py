@@ -31,10 +31,12 @@ from pgraft.core.progress import ProgressState
 from pgraft.core.quorum import has_quorum
 from pgraft.core.replication import (
     bcast_append,
+    bcast_commit,
     bcast_heartbeat,
     maybe_commit,
     send_all,
     send_append,
+    send_commit,
     send_snapshot,
 )
 from pgraft.core.types import (
@@ -208,12 +210,14 @@ def _handle_append_response(r: Raft, m: AppendResponse) -> None:
     else:
         pr.inflights.free_le(m.index)
     if _commit(r):
-        bcast_append(r)
+        bcast_commit(r)
     elif old_paused:
         send_all(r, m.frm)
     else:
         while send_append(r, m.frm, send_if_empty=False):
             pass
+        if pr.state == ProgressState.REPLICATE and pr.next > r.log.last_index():
+            send_commit(r, m.frm)  # a follower that acknowledged late learns the commit
     if m.frm == r.lead_transferee and pr.match == r.log.last_index():
         r.send(TimeoutNow(r.cluster_id, r.id, m.frm, r.term))
 

@@ -72,6 +72,7 @@ class Progress:
         "paused",
         "pending_snapshot",
         "recent_active",
+        "sent_commit",
         "snapshot_ticks",
         "state",
     )
@@ -84,6 +85,7 @@ class Progress:
         self.pending_snapshot = 0
         self.snapshot_ticks = 0
         self.recent_active = True
+        self.sent_commit = 0  # highest commit index told to the follower (approximate)
         self.is_learner = is_learner
         self.inflights = Inflights(max_inflight)
 

@@ -49,6 +49,7 @@ from pgraft.core.storage import Storage
 from pgraft.core.types import (
     AppendEntries,
     AppendResponse,
+    CommitNotice,
     ConfChange,
     ConfigError,
     ConfState,
@@ -70,7 +71,7 @@ from pgraft.core.types import (
 )
 
 _TERMLESS = (Propose, ReadIndexRequest, TransferLeader)
-_FROM_LEADER = (AppendEntries, Heartbeat, InstallSnapshot)
+_FROM_LEADER = (AppendEntries, Heartbeat, CommitNotice, InstallSnapshot)
 
 
 class Raft:

@@ -9,6 +9,13 @@ there. In REPLICATE state ``next`` advances immediately and the append is record
 the in-flight window, so several appends can be on the wire at once (pipelining). If the
 entries before ``next`` were compacted the follower gets an ``InstallSnapshot`` instead.
 
+When the commit index moves (``bcast_commit``), a replicating follower that has nothing
+to receive is told with a ``CommitNotice`` (``min(commit, match)``, as a heartbeat
+would) instead of an empty append: it is not answered, which saves a message each
+way per commit; ``Progress.sent_commit`` avoids repeating it, and a follower whose
+acknowledgement arrives after the commit gets one then. Probing followers still get
+an empty append, whose answer the leader needs.
+
 ``maybe_commit`` applies Raft's commit rule: the commit index becomes the largest index
 that a quorum of voters has, but only if the entry there is of the leader's current
 term (§5.4.2); older entries then commit implicitly.
@@ -20,7 +27,14 @@ from typing import TYPE_CHECKING
 
 from pgraft.core.progress import Progress, ProgressState
 from pgraft.core.quorum import committed_index
-from pgraft.core.types import AppendEntries, Compacted, Heartbeat, InstallSnapshot, Unavailable
+from pgraft.core.types import (
+    AppendEntries,
+    CommitNotice,
+    Compacted,
+    Heartbeat,
+    InstallSnapshot,
+    Unavailable,
+)
 
 if TYPE_CHECKING:
     from pgraft.core.raft import Raft
@@ -44,6 +58,7 @@ def send_append(r: Raft, to: int, send_if_empty: bool = True) -> bool:
     r.msgs.append(
         AppendEntries(r.cluster_id, r.id, to, r.term, nxt - 1, prev_term, ents, log.committed)
     )
+    pr.sent_commit = max(pr.sent_commit, min(log.committed, nxt - 1 + len(ents)))
     if pr.state == ProgressState.REPLICATE:
         if ents:
             last = ents[-1].index
@@ -77,6 +92,31 @@ def send_all(r: Raft, to: int) -> None:
 def bcast_append(r: Raft) -> None:
     for nid in r.prs:
         if nid != r.id:
+            send_all(r, nid)
+
+
+def send_commit(r: Raft, to: int) -> None:
+    """Tell a replicating follower that has nothing to receive the commit index it can
+    use (``min(commit, match)``: its log matches ours up to ``match``), if that is news.
+    A ``CommitNotice`` is not answered."""
+    pr = r.prs[to]
+    commit = min(r.log.committed, pr.match)
+    if commit > pr.sent_commit:
+        r.msgs.append(CommitNotice(r.cluster_id, r.id, to, r.term, commit))
+        pr.sent_commit = commit
+
+
+def bcast_commit(r: Raft) -> None:
+    """The commit index moved: a replicating follower with nothing to receive gets a
+    ``CommitNotice``; every other follower gets appends as usual (they carry the
+    commit index; an empty one to a probing follower is answered, which it needs)."""
+    last = r.log.last_index()
+    for nid, pr in r.prs.items():
+        if nid == r.id:
+            continue
+        if pr.state == ProgressState.REPLICATE and pr.next > last:
+            send_commit(r, nid)
+        else:
             send_all(r, nid)
 
 

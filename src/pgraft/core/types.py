@@ -203,6 +203,19 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitNotice:
+    """The leader's commit index for a replicating follower that has nothing to
+    receive: unlike an empty AppendEntries it is not answered (the leader learns
+    nothing from the answer), which saves a message each way per commit."""
+
+    cluster_id: int
+    frm: int
+    to: int
+    term: int
+    commit: int  # min(leader commit, follower match)
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatResponse:
     cluster_id: int
     frm: int
@@ -280,6 +293,7 @@ Message = (
     | AppendResponse
     | Heartbeat
     | HeartbeatResponse
+    | CommitNotice
     | InstallSnapshot
     | TimeoutNow
     | Propose
@@ -295,6 +309,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     AppendResponse,
     Heartbeat,
     HeartbeatResponse,
+    CommitNotice,
     InstallSnapshot,
     TimeoutNow,
     Propose,

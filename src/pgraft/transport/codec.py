@@ -31,6 +31,7 @@ import msgpack
 from pgraft.core.types import (
     AppendEntries,
     AppendResponse,
+    CommitNotice,
     ConfState,
     Entry,
     EntryType,
@@ -140,6 +141,7 @@ _KINDS: dict[int, tuple[type[Message], str]] = {
     10: (ReadIndexRequest, "y"),
     11: (ReadIndexResponse, "yu"),
     12: (TransferLeader, "u"),
+    13: (CommitNotice, "u"),
 }
 
 
@@ -178,6 +180,8 @@ def _wire(m: Message) -> list[Any]:
             return [11, *head, m.context, m.index]
         case TransferLeader():
             return [12, *head, m.target]
+        case CommitNotice():
+            return [13, *head, m.commit]
         case _:
             assert_never(m)
 

@@ -46,7 +46,7 @@ import msgpack
 from pgraft.transport.codec import U64_MAX, unpack
 from pgraft.transport.errors import HandshakeError, LocalProtocolError, RemoteProtocolError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: CommitNotice (message kind 13)
 MAGIC = "pgraft"
 NONCE_SIZE = 32
 MAX_NAME = 256
