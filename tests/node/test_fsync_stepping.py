@@ -207,3 +207,47 @@ def test_leader_steps_an_acknowledgement_during_its_fsync() -> None:
         assert announced and max(announced) == b
 
     asyncio.run(scenario())
+
+
+def test_only_acknowledgements_are_stepped_during_the_fsync() -> None:
+    """A message that could change more than progress (here a vote request of a higher
+    term, which would depose the leader mid-Ready) waits for the fsync, and so does
+    an acknowledgement queued behind it: the inbox keeps its order."""
+
+    async def scenario() -> None:
+        storage = MemoryStorage.bootstrap(ConfState(voters=frozenset({1, 2, 3})))
+        backend = BlockingBackend(storage)
+        node = Node(NodeConfig(1, "c", "127.0.0.1", 7001, "/nonexistent"), backend)  # type: ignore[arg-type]
+        raw = RawNode(
+            Config(node_id=1, cluster_id=CLUSTER, pre_vote=False), storage, random.Random(1)
+        )
+        node.raw = raw
+        term = await _leader_with_replicating_follower(node, raw, backend)
+        raw.propose(b"a")
+        await _drain(node, raw)
+        a = storage.last_index()
+        raw.step(AppendResponse(CLUSTER, 2, 1, term, a))
+        raw.propose(b"b")
+        executor = concurrent.futures.ThreadPoolExecutor(1, "pgraft-fsync")
+        node._fsync_thread = executor
+        try:
+            driver = asyncio.create_task(node._iterate(raw))
+            assert await asyncio.to_thread(backend.started.wait, WAIT), "no fsync started"
+            vote = VoteRequest(CLUSTER, 3, 1, term + 1, a + 1, term)
+            ack = AppendResponse(CLUSTER, 2, 1, term, a + 1)
+            node.deliver([vote, ack])
+            for _ in range(SPINS):
+                await asyncio.sleep(0)
+            status = raw.status()
+            assert status.term == term and status.role == Role.LEADER
+            assert status.progress[2].match == a  # the ack waits behind the vote request
+            assert list(node._inbox) == [vote, ack]
+            backend.release.set()
+            await asyncio.wait_for(driver, WAIT)
+        finally:
+            backend.release.set()
+            executor.shutdown(wait=True)
+        assert list(node._inbox) == [vote, ack]  # for the driver's next iteration
+        assert raw.status().term == term
+
+    asyncio.run(scenario())

@@ -27,18 +27,18 @@ requests to answer, or, on a leader, acknowledgements of earlier entries that re
 wait for), the driver applies the committed part first (no fsync), answers its
 requests, and then fsyncs the new entries in a worker thread while the loop keeps
 running: replies go out, sockets are read, new proposals queue up for the next batch
-(group commit), and inbound messages (the followers' acknowledgements) are stepped
-into the core. Whatever that stepping produces (a higher commit index, more appends)
-stays in the core until the next Ready, which is only taken after this one is durable
-and ``advance()``d; the Ready's own other messages (a follower's acknowledgement,
-votes) are sent after the fsync too, so every message that depends on the entries
-still leaves after they are durable. The core's storage reads during the fsync go
-through ``wiring.CoreStorage``, which takes the SQLite lock. Any other Ready (a
-snapshot, a term or vote change; a follower's Ready that no request waits for; one
-client's sequential append) is persisted in one transaction on the loop's thread: a
-thread switch would only add latency there (measured: sequential commit p50 0.95-0.99
-ms with the leader's entry-only Readies on the loop's thread, 1.03-1.10 ms in the
-worker thread).
+(group commit), and a leader steps the followers' acknowledgements of its current term
+into the core (any other message waits for the fsync). Whatever that stepping produces
+(a higher commit index, more appends) stays in the core until the next Ready, which
+is only taken after this one is durable and ``advance()``d; the Ready's own other
+messages (a follower's acknowledgement, votes) are sent after the fsync too, so every
+message that depends on the entries still leaves after they are durable. The core's
+storage reads during the fsync go through ``wiring.CoreStorage``, which takes the
+SQLite lock. Any other Ready (a snapshot, a term or vote change; a follower's Ready
+that no request waits for; one client's sequential append) is persisted in one
+transaction on the loop's thread: a thread switch would only add latency there
+(measured: sequential commit p50 0.95-0.99 ms with the leader's entry-only Readies on
+the loop's thread, 1.03-1.10 ms in the worker thread).
 
 Proposals are matched to their results by ``request_id``, so a proposal forwarded by a
 follower is answered when that follower applies the entry. Waiters time out with 57014.
@@ -72,12 +72,14 @@ from pgraft.control.errors import (
 from pgraft.core import Config, RawNode
 from pgraft.core.types import (
     AppendEntries,
+    AppendResponse,
     CommitNotice,
     ConfChange,
     ConfChangeType,
     EntryType,
     HardState,
     Heartbeat,
+    HeartbeatResponse,
     InstallSnapshot,
     Message,
     ProposalDropped,
@@ -379,11 +381,14 @@ class Node:
             await self._handle_ready(raw, raw.ready())
 
     async def _fsync_log(self, raw: RawNode, rd: Ready) -> None:
-        """``Backend.persist_log(rd)`` in the worker thread, stepping inbound messages
-        meanwhile: an acknowledgement that arrives during this node's own fsync is
-        counted then, and its effects wait in the core for the next Ready, which is
-        only taken after this one is durable and advanced. Even if this task is
-        cancelled, it returns only once the thread is done with the storage."""
+        """``Backend.persist_log(rd)`` in the worker thread. A leader meanwhile steps
+        the acknowledgements at the head of its inbox (``_is_ack``): one that arrives
+        during the leader's own fsync is counted then, and its effects wait in the core
+        for the next Ready, which is only taken after this one is durable and
+        advanced. Anything else waits for the fsync, so nothing but an acknowledgement
+        of this term ever reaches the core between a Ready and its ``advance()`` here.
+        Even if this task is cancelled, it returns only once the thread is done with
+        the storage."""
         assert self._fsync_thread is not None
         cf = self._fsync_thread.submit(self.backend.persist_log, rd)
         done = asyncio.wrap_future(cf)
@@ -393,14 +398,24 @@ class Node:
             while not done.done():
                 self._wake.clear()
                 await self._wake.wait()
-                while inbox and not done.done():
+                while inbox and not done.done() and self._is_ack(raw, inbox[0]):
                     raw.step(inbox.popleft())
         except asyncio.CancelledError:
             concurrent.futures.wait([cf])
             raise
         finally:
-            self._wake.set()  # proposals, ticks and actions queued meanwhile
+            self._wake.set()  # proposals, ticks, actions and messages queued meanwhile
         done.result()
+
+    def _is_ack(self, raw: RawNode, m: Message) -> bool:
+        """A follower's answer to this leader in its current term: stepping it only
+        moves the follower's progress and the commit index (and queues appends)."""
+        r = raw.raft
+        return (
+            r.role == Role.LEADER
+            and isinstance(m, AppendResponse | HeartbeatResponse)
+            and m.term == r.term
+        )
 
     def _split(self, rd: Ready) -> bool:
         """Apply ``rd``'s committed entries now and fsync its entries in the worker
