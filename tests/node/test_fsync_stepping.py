@@ -127,27 +127,28 @@ async def _leader_with_replicating_follower(
     return term
 
 
+async def _split_ready_pending() -> tuple[MemoryStorage, BlockingBackend, Node, RawNode, int, int]:
+    """A leader of voters {1, 2, 3} whose entry a is durable and committed in the core
+    (follower 2 acknowledged it) and entry b proposed: its next Ready holds b to fsync
+    and a to apply, the split path. Returns (storage, backend, node, raw, term, a)."""
+    storage = MemoryStorage.bootstrap(ConfState(voters=frozenset({1, 2, 3})))
+    backend = BlockingBackend(storage)
+    node = Node(NodeConfig(1, "c", "127.0.0.1", 7001, "/nonexistent"), backend)  # type: ignore[arg-type]
+    raw = RawNode(Config(node_id=1, cluster_id=CLUSTER, pre_vote=False), storage, random.Random(1))
+    node.raw = raw
+    term = await _leader_with_replicating_follower(node, raw, backend)
+    raw.propose(b"a")
+    await _drain(node, raw)
+    a = storage.last_index()
+    raw.step(AppendResponse(CLUSTER, 2, 1, term, a))
+    assert raw.status().commit == a
+    raw.propose(b"b")
+    return storage, backend, node, raw, term, a
+
+
 def test_leader_steps_an_acknowledgement_during_its_fsync() -> None:
     async def scenario() -> None:
-        storage = MemoryStorage.bootstrap(ConfState(voters=frozenset({1, 2, 3})))
-        backend = BlockingBackend(storage)
-        config = NodeConfig(1, "c", "127.0.0.1", 7001, "/nonexistent")
-        node = Node(config, backend)  # type: ignore[arg-type]
-        raw = RawNode(
-            Config(node_id=1, cluster_id=CLUSTER, pre_vote=False), storage, random.Random(1)
-        )
-        node.raw = raw
-        term = await _leader_with_replicating_follower(node, raw, backend)
-
-        # Entry a: proposed and made durable alone; follower 2 acknowledges it, which
-        # commits it in the core (leader + 2 of 3 voters).
-        raw.propose(b"a")
-        await _drain(node, raw)
-        a = storage.last_index()
-        raw.step(AppendResponse(CLUSTER, 2, 1, term, a))
-        assert raw.status().commit == a
-        # Entry b: the next Ready holds b to fsync and a to apply: the split path.
-        raw.propose(b"b")
+        storage, backend, node, raw, term, a = await _split_ready_pending()
         b = a + 1
         assert not backend.started.is_set()
         backend.events.clear()
@@ -215,19 +216,7 @@ def test_only_acknowledgements_are_stepped_during_the_fsync() -> None:
     an acknowledgement queued behind it: the inbox keeps its order."""
 
     async def scenario() -> None:
-        storage = MemoryStorage.bootstrap(ConfState(voters=frozenset({1, 2, 3})))
-        backend = BlockingBackend(storage)
-        node = Node(NodeConfig(1, "c", "127.0.0.1", 7001, "/nonexistent"), backend)  # type: ignore[arg-type]
-        raw = RawNode(
-            Config(node_id=1, cluster_id=CLUSTER, pre_vote=False), storage, random.Random(1)
-        )
-        node.raw = raw
-        term = await _leader_with_replicating_follower(node, raw, backend)
-        raw.propose(b"a")
-        await _drain(node, raw)
-        a = storage.last_index()
-        raw.step(AppendResponse(CLUSTER, 2, 1, term, a))
-        raw.propose(b"b")
+        _storage, backend, node, raw, term, a = await _split_ready_pending()
         executor = concurrent.futures.ThreadPoolExecutor(1, "pgraft-fsync")
         node._fsync_thread = executor
         try:
