@@ -52,9 +52,6 @@ class RecordingBackend:
     def send(self, messages: tuple[Message, ...]) -> None:
         self.events.append(("send", messages))
 
-    def can_split(self, rd: Ready) -> bool:
-        return False  # always the one-transaction path
-
     def sync_peers(self) -> None:
         pass
 

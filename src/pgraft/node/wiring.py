@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -29,12 +28,9 @@ from pgraft.core.types import (
     ConfChange,
     ConfChangeType,
     ConfState,
-    Entry,
     EntryType,
-    HardState,
     Message,
     Ready,
-    Snapshot,
 )
 from pgraft.node.config import NodeConfig
 from pgraft.statemachine import Result, StateMachine
@@ -53,43 +49,6 @@ def address_context(address: str, port: int) -> bytes:
     return bytes(msgpack.packb({"address": address, "port": port}))
 
 
-class CoreStorage:
-    """The Raft core's ``Storage``, safe to read on the loop's thread while
-    ``Backend.persist_log`` writes in the worker thread: SQLite reads wait for the
-    lock, and terms that memory knows (almost every term the core asks for) do not.
-    The in-memory bounds it reads are only ahead of the disk for entries the core
-    still holds in its unstable log, which it reads from there."""
-
-    def __init__(self, storage: DurableStorage, lock: threading.Lock) -> None:
-        self._storage = storage
-        self._lock = lock
-
-    def initial_state(self) -> tuple[HardState, ConfState]:
-        with self._lock:
-            return self._storage.initial_state()
-
-    def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
-        with self._lock:
-            return self._storage.entries(lo, hi, max_bytes)
-
-    def term(self, index: int) -> int:
-        cached = self._storage.cached_term(index)
-        if cached is not None:
-            return cached
-        with self._lock:
-            return self._storage.term(index)
-
-    def first_index(self) -> int:
-        return self._storage.first_index()
-
-    def last_index(self) -> int:
-        return self._storage.last_index()
-
-    def snapshot(self) -> Snapshot:
-        with self._lock:
-            return self._storage.snapshot()
-
-
 class Backend:
     def __init__(
         self,
@@ -103,8 +62,6 @@ class Backend:
             config.data_dir, node_id=config.node_id, cluster_name=config.cluster_name
         )
         self.sm = StateMachine(self.storage)  # attaches itself to the storage
-        self._db = threading.Lock()  # SQLite: the loop's thread or ``persist_log``'s
-        self.core_storage = CoreStorage(self.storage, self._db)
         self.rng = random.Random(os.urandom(16))
         tls = None
         if config.tls_cert:
@@ -168,8 +125,7 @@ class Backend:
         first, last = self.storage.first_index(), self.storage.last_index()
         if first != 1 or self.storage.hard_state.commit > ADOPTABLE_MAX_LOG:
             return False
-        with self._db:
-            entries = self.storage.entries(first, last + 1) if last >= first else []
+        entries = self.storage.entries(first, last + 1) if last >= first else []
         return all(e.type == EntryType.CONF_CHANGE or not e.data for e in entries)
 
     def adopt(self, cluster_id: int) -> None:
@@ -186,42 +142,10 @@ class Backend:
         id. It is fsynced unless it only advances the commit index and applies entries
         (``sync=False`` lets the storage skip that fsync: see ``save_ready``)."""
         batch = self.sm.batch(rd.committed_entries) if rd.committed_entries else None
-        with self._db:
-            self.storage.save_ready(
-                rd.entries, rd.hard_state, rd.snapshot, applied_updates=batch, sync=False
-            )
+        self.storage.save_ready(
+            rd.entries, rd.hard_state, rd.snapshot, applied_updates=batch, sync=False
+        )
         return batch.results if batch is not None else {}
-
-    def can_split(self, rd: Ready) -> bool:
-        """May ``rd`` be persisted as ``apply_committed`` (if it has committed entries)
-        then ``persist_log``? Only if it has entries to write, its committed entries
-        and commit index are already durable in the log (they were written by earlier
-        Readies), it carries no snapshot and it keeps the term and the vote: then
-        applying first cannot apply anything not yet durable."""
-        if rd.snapshot is not None or not rd.entries:
-            return False
-        hard, last = self.storage.hard_state, self.storage.last_index()
-        hs = rd.hard_state
-        if hs is not None and (hs.term != hard.term or hs.vote != hard.vote or hs.commit > last):
-            return False
-        return not rd.committed_entries or rd.committed_entries[-1].index <= last
-
-    def apply_committed(self, rd: Ready) -> dict[bytes, Result]:
-        """First half of a split Ready (``can_split``): advance the commit index and
-        apply the committed entries, without an fsync (see ``save_ready``: the applied
-        state is a function of entries that are already durable)."""
-        batch = self.sm.batch(rd.committed_entries)
-        hs = rd.hard_state
-        with self._db:
-            self.storage.save_ready((), hs, None, applied_updates=batch, sync=False)
-        return batch.results
-
-    def persist_log(self, rd: Ready) -> None:
-        """Second half of a split Ready: its entries and hard state, fsynced. Safe in a
-        worker thread while the loop runs: it holds ``_db``, which every other SQLite
-        access from the loop's thread takes too, and touches no state machine table."""
-        with self._db:
-            self.storage.save_ready(rd.entries, rd.hard_state, None, sync=True)
 
     def send(self, messages: Sequence[Message]) -> None:
         self.transport.send_many(messages)
@@ -246,19 +170,16 @@ class Backend:
 
     def members(self) -> dict[int, tuple[str, int]]:
         """Member addresses as recorded in the log: {node_id: (address, port)}."""
-        with self._db:
-            return {m.node_id: (m.address, m.port) for m in self.sm.members().values()}
+        return {m.node_id: (m.address, m.port) for m in self.sm.members().values()}
 
     def log_read(self, lo: int, hi: int, limit: int) -> list[tuple[int, int, str]]:
         """At most ``limit`` records and about ``LOG_READ_MAX_BYTES`` of data (at least
         one record): a reply with fewer rows than asked continues at last index + 1."""
-        with self._db:
-            rows = self.sm.log_read(lo, hi, limit, LOG_READ_MAX_BYTES)
+        rows = self.sm.log_read(lo, hi, limit, LOG_READ_MAX_BYTES)
         return [(r.index, r.term, r.data.decode("utf-8", "replace")) for r in rows]
 
     def kv_get(self, key: str) -> str | None:
-        with self._db:
-            return self.sm.kv_get(key)[0]
+        return self.sm.kv_get(key)[0]
 
     def last_contact_ms(self, node_id: int) -> int | None:
         if node_id == self._config.node_id:

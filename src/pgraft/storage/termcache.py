@@ -12,10 +12,10 @@ from collections.abc import Iterable
 
 
 class TermCache:
-    """Safe for one writer thread and readers in another (the runtime persists in a
-    worker thread while its loop reads terms): ``get`` reads ``(base, terms)`` in one
-    attribute load, and every change other than appending at the end installs a new
-    pair instead of shifting the list a reader may hold."""
+    """``(base, terms)`` live in one attribute: ``get`` reads both in one load, and
+    every change other than appending at the end installs a new pair instead of
+    shifting a list someone may hold (so a reader in another thread never sees a
+    shifted position; the node's runtime reads and writes on one thread today)."""
 
     def __init__(self, base: int, terms: Iterable[int], capacity: int) -> None:
         self._run: tuple[int, list[int]] = (base, list(terms))
