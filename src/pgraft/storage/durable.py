@@ -22,7 +22,7 @@ would silently drop everything after a damaged frame, or open without a lost WAL
 a node that forgets its term, vote or acknowledged entries breaks Raft. A clean
 ``close`` checkpoints the WAL into the database first.
 
-Not thread-safe: use one thread at a time (the runtime may use a worker thread).
+Not thread-safe: use one thread at a time (the runtime uses only its event loop's thread).
 """
 
 from __future__ import annotations
